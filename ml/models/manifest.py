@@ -1,0 +1,230 @@
+"""The JSON manifest stored inside every CXR Studio model file.
+
+A model is one ``.safetensors`` file; its metadata key :data:`MANIFEST_KEY` holds
+``ModelManifest.to_json()``. The manifest says everything inference needs to reproduce the
+training-time input exactly: architecture, labels, task, input size, channels, normalisation and how
+the network input is derived from the DICOM/PNG pixels.
+
+Normalisation (applied to the derived image scaled to [0, 1], see :func:`normalise_tensor`):
+
+* ``{"mean": [...], "std": [...]}``: ``(x - mean) / std`` per channel;
+* ``"xrv"``: TorchXRayVision's scaling ``(2 x - 1) * 1024``, i.e. [0, 1] -> [-1024, 1024].
+
+Thresholds are per label (probability above threshold = positive). ``calibration == "xrv_op_norm"``
+marks TorchXRayVision operating points: a probability ``p`` may be shown calibrated so that the
+threshold maps to 0.5 (:func:`xrv_op_norm`). ``hidden_labels`` are outputs the network has but was
+never trained on (TorchXRayVision's dataset-specific weights): inference hides them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal
+
+from ml import DISCLAIMER, __version__
+from ml.errors import ModelFileError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+MANIFEST_KEY = "cxr_studio_manifest"
+FORMAT_VERSION = 1
+
+Task = Literal["multiclass", "multilabel"]
+ResizeMode = Literal["squash", "letterbox", "center_crop"]
+Normalisation = dict[str, list[float]] | str
+
+IMAGENET_NORMALISATION: dict[str, list[float]] = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+UNIT_NORMALISATION: dict[str, list[float]] = {"mean": [0.5], "std": [0.5]}
+
+
+@dataclass
+class InputDerivation:
+    """How the network input is derived from a file's stored pixels (same in training and inference)."""
+
+    modality_lut: bool = True
+    #: "default": the file's own default VOI (first window / VOI LUT), else the automatic window;
+    #: "auto": always the automatic window (percentiles of the pixel values); "none": min-max.
+    voi: Literal["default", "auto", "none"] = "default"
+    invert_monochrome1: bool = True
+    #: the displayed image is scaled to [0, 1] before resizing and normalisation
+    scale: Literal["unit"] = "unit"
+    #: "squash": resize to input_size x input_size ignoring aspect; "letterbox": keep aspect, pad
+    #: with zeros; "center_crop": crop the central square, then resize (TorchXRayVision)
+    resize: ResizeMode = "squash"
+    interpolation: Literal["bilinear", "area", "nearest"] = "bilinear"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputDerivation:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Provenance:
+    training_data: str = ""
+    split: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    date: str = ""
+    app_version: str = __version__
+    source_url: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Provenance:
+        known = {f.name for f in fields(cls)}
+        extra = dict(data.get("extra") or {})
+        extra.update({k: v for k, v in data.items() if k not in known})
+        kwargs = {k: v for k, v in data.items() if k in known and k != "extra"}
+        return cls(**kwargs, extra=extra)
+
+
+@dataclass
+class ModelManifest:
+    name: str
+    architecture: str
+    labels: list[str]
+    task: Task = "multiclass"
+    input_size: int = 224
+    channels: int = 1
+    normalisation: Normalisation = field(default_factory=lambda: dict(UNIT_NORMALISATION))
+    input_derivation: InputDerivation = field(default_factory=InputDerivation)
+    thresholds: dict[str, float] | None = None
+    calibration: str | None = None
+    hidden_labels: list[str] = field(default_factory=list)
+    provenance: Provenance = field(default_factory=Provenance)
+    version: str = "1.0"
+    description: str = ""
+    disclaimer: str = DISCLAIMER
+    format_version: int = FORMAT_VERSION
+
+    # ------------------------------------------------------------------ checks
+
+    def validate(self) -> ModelManifest:
+        """Raise ModelFileError when the manifest is inconsistent; return self."""
+
+        def bad(why: str) -> ModelFileError:
+            return ModelFileError(f"The model manifest of '{self.name or '?'}' is invalid: {why}.")
+
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise bad("it has no name")
+        if not isinstance(self.labels, list) or not self.labels or not all(isinstance(x, str) for x in self.labels):
+            raise bad("it has no label list")
+        if len(set(self.labels)) != len(self.labels):
+            raise bad("label names repeat")
+        if self.task not in ("multiclass", "multilabel"):
+            raise bad(f"task must be 'multiclass' or 'multilabel', not '{self.task}'")
+        if self.task == "multiclass" and len(self.labels) < 2:
+            raise bad("a multi-class model needs at least two labels")
+        if self.channels not in (1, 3):
+            raise bad(f"channels must be 1 or 3, not {self.channels}")
+        if not isinstance(self.input_size, int) or not 8 <= self.input_size <= 4096:
+            raise bad(f"input size {self.input_size} is out of range")
+        norm = self.normalisation
+        if isinstance(norm, str):
+            if norm != "xrv":
+                raise bad(f"unknown normalisation '{norm}'")
+        elif not (
+            isinstance(norm, dict)
+            and len(norm.get("mean", [])) in (1, self.channels)
+            and len(norm.get("std", [])) == len(norm.get("mean", []))
+            and all(s > 0 for s in norm["std"])
+        ):
+            raise bad("normalisation needs 'mean' and positive 'std' lists, one value or one per channel")
+        if self.input_derivation.resize not in ("squash", "letterbox", "center_crop"):
+            raise bad(f"unknown resize mode '{self.input_derivation.resize}'")
+        for label, value in (self.thresholds or {}).items():
+            if label not in self.labels:
+                raise bad(f"threshold for unknown label '{label}'")
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise bad(f"threshold for '{label}' must be between 0 and 1")
+        unknown = [x for x in self.hidden_labels if x not in self.labels]
+        if unknown:
+            raise bad(f"hidden label '{unknown[0]}' is not a label")
+        return self
+
+    @property
+    def visible_labels(self) -> list[str]:
+        return [x for x in self.labels if x not in self.hidden_labels]
+
+    def threshold(self, label: str) -> float:
+        """Decision threshold for ``label`` (0.5 when the manifest names none)."""
+        return float((self.thresholds or {}).get(label, 0.5))
+
+    # ------------------------------------------------------------------ (de)serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelManifest:
+        if not isinstance(data, dict):
+            raise ModelFileError("The model manifest is damaged (not a JSON object).")
+        version = data.get("format_version", FORMAT_VERSION)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ModelFileError(
+                f"This model file uses manifest format {version}, made by a newer CXR Studio; "
+                "update the application to open it."
+            )
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        for required in ("name", "architecture", "labels"):
+            if required not in kwargs:
+                raise ModelFileError(f"The model manifest is damaged: '{required}' is missing.")
+        try:
+            kwargs["input_derivation"] = InputDerivation.from_dict(dict(data.get("input_derivation") or {}))
+            kwargs["provenance"] = Provenance.from_dict(dict(data.get("provenance") or {}))
+            manifest = cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"The model manifest is damaged: {exc}.") from None
+        return manifest.validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelManifest:
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ModelFileError(f"The model manifest is damaged (invalid JSON: {exc}).") from None
+        return cls.from_dict(data)
+
+
+# ---------------------------------------------------------------------- shared helpers
+
+
+def default_normalisation(kind: str, channels: int) -> Normalisation:
+    """Registry defaults ("imagenet", "xrv", "unit") as manifest normalisation values."""
+    if kind == "xrv":
+        return "xrv"
+    if kind == "imagenet":
+        if channels == 3:
+            return {k: list(v) for k, v in IMAGENET_NORMALISATION.items()}
+        return {"mean": [sum(IMAGENET_NORMALISATION["mean"]) / 3], "std": [sum(IMAGENET_NORMALISATION["std"]) / 3]}
+    return {k: list(v) for k, v in UNIT_NORMALISATION.items()}
+
+
+def normalise_tensor(x: Tensor, normalisation: Normalisation) -> Tensor:
+    """Normalise ``x`` (``[..., C, H, W]`` in [0, 1]) as the manifest says. Not in place."""
+    if normalisation == "xrv":
+        return (x * 2.0 - 1.0) * 1024.0
+    import torch
+
+    assert isinstance(normalisation, dict)
+    mean = torch.as_tensor(normalisation["mean"], dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    std = torch.as_tensor(normalisation["std"], dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    return (x - mean) / std
+
+
+def xrv_op_norm(probs: Tensor, thresholds: Tensor) -> Tensor:
+    """TorchXRayVision calibration: map each label's operating point to 0.5 (NaN threshold -> 0.5)."""
+    import torch
+
+    t = thresholds.to(probs).expand_as(probs)
+    low = probs / (t * 2)
+    high = 1.0 - (1.0 - probs) / ((1.0 - t) * 2)
+    out = torch.where(probs < t, low, high)
+    return torch.where(torch.isnan(t), torch.full_like(probs, 0.5), out)

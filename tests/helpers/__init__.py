@@ -1,0 +1,1 @@
+"""Test helpers shared by the project's tests (synthetic DICOM files, phantoms, ...)."""
