@@ -125,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if not args.verbose:  # pydicom warns about every non-conformant value; one line per error is ours
         warnings.filterwarnings("ignore", category=UserWarning)
-        logging.getLogger("pydicom").setLevel(logging.ERROR)
+        import pydicom  # noqa: F401 - its import sets the "pydicom" logger's level; override after it
+
+        logging.getLogger("pydicom").setLevel(logging.CRITICAL)
     try:
         return int(args.func(args) or 0)
     except CxrError as exc:

@@ -1,0 +1,131 @@
+"""The metadata/tag panel: every element of the dataset, searchable, sequences expandable."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.tags.rows import TagRow, count_rows, dataset_rows
+
+COLUMNS = ["Tag", "Name", "VR", "Value"]
+SEARCH_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class TagPanel(QWidget):
+    """Shows a pydicom Dataset as a tree. ``set_dataset(ds)``; ``search`` filters it."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("tagPanel")
+        self.search = QLineEdit(placeholderText="Search keyword, tag or value…")
+        self.search.setObjectName("tagSearch")
+        self.search.setClearButtonEnabled(True)
+        self.summary = QLabel("No image selected")
+        self.summary.setObjectName("panelCaption")
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("tagTree")
+        self.tree.setColumnCount(len(COLUMNS))
+        self.tree.setHeaderLabels(COLUMNS)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setSelectionBehavior(QTreeWidget.SelectionBehavior.SelectRows)
+        header = self.tree.header()
+        header.setStretchLastSection(True)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.resizeSection(1, 170)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(4)
+        layout.addWidget(self.search)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.tree)
+        self._debounce = QTimer(self, singleShot=True, interval=120)
+        self._debounce.timeout.connect(self._apply_filter)
+        self.search.textChanged.connect(lambda _text: self._debounce.start())
+        self._n_rows = 0
+
+    # -- content -----------------------------------------------------------------------------------
+    def clear(self, message: str = "No image selected") -> None:
+        self.tree.clear()
+        self._n_rows = 0
+        self.summary.setText(message)
+
+    def set_dataset(self, dataset: object | None, title: str = "") -> None:
+        """Show a pydicom Dataset (None or a non-DICOM image: an explanatory line instead)."""
+        if dataset is None:
+            self.clear(f"{title}: no DICOM header (PNG/JPEG file)" if title else "No DICOM header")
+            return
+        self.set_rows(dataset_rows(dataset), title)
+
+    def set_rows(self, rows: list[TagRow], title: str = "") -> None:
+        self.tree.setUpdatesEnabled(False)
+        try:
+            self.tree.clear()
+            self.tree.addTopLevelItems([self._item(row) for row in rows])
+        finally:
+            self.tree.setUpdatesEnabled(True)
+        self._n_rows = count_rows(rows)
+        self._apply_filter()
+
+    def _item(self, row: TagRow) -> QTreeWidgetItem:
+        item = QTreeWidgetItem([row.tag, row.name, row.vr, row.value])
+        item.setData(0, SEARCH_ROLE, row.search_text)
+        item.setToolTip(3, row.value)
+        if row.keyword:
+            item.setToolTip(1, row.keyword)
+        for child in row.children:
+            item.addChild(self._item(child))
+        return item
+
+    # -- search ------------------------------------------------------------------------------------
+    def set_filter(self, text: str) -> None:
+        """Set the search text and filter now (the line edit debounces typing)."""
+        self.search.setText(text)
+        self._debounce.stop()
+        self._apply_filter()
+
+    def _apply_filter(self) -> None:
+        needle = self.search.text().strip().lower()
+        shown = 0
+        for i in range(self.tree.topLevelItemCount()):
+            shown += self._filter_item(self.tree.topLevelItem(i), needle, False)
+        if not needle:
+            self.summary.setText(f"{self._n_rows} elements" if self._n_rows else self.summary.text())
+        else:
+            self.summary.setText(f"{shown} of {self._n_rows} elements match “{self.search.text().strip()}”")
+
+    def _filter_item(self, item: QTreeWidgetItem, needle: str, parent_matches: bool) -> int:
+        """Hide what does not match; keep ancestors of matches and descendants of a matching row."""
+        matches = not needle or parent_matches or needle in (item.data(0, SEARCH_ROLE) or "")
+        shown_children = 0
+        for i in range(item.childCount()):
+            shown_children += self._filter_item(item.child(i), needle, matches and bool(needle))
+        visible = matches or shown_children > 0
+        item.setHidden(not visible)
+        if needle and shown_children and not parent_matches:
+            item.setExpanded(True)
+        return (1 if visible and (matches or not needle) else 0) + shown_children
+
+    def visible_rows(self) -> list[tuple[str, str, str]]:
+        """(tag, name, value) of every row not hidden by the filter, depth first (for tests)."""
+        out: list[tuple[str, str, str]] = []
+
+        def walk(item: QTreeWidgetItem) -> None:
+            if item.isHidden():
+                return
+            out.append((item.text(0), item.text(1), item.text(3)))
+            for i in range(item.childCount()):
+                walk(item.child(i))
+
+        for i in range(self.tree.topLevelItemCount()):
+            walk(self.tree.topLevelItem(i))
+        return out

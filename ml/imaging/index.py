@@ -1,0 +1,546 @@
+"""Index files, folders, ZIP archives and DICOMDIRs into a patient -> study -> series tree.
+
+Only headers are read (``pydicom.filereader.read_partial`` with ``specific_tags``, stopping at the
+pixel data); no pixel is ever decoded, so thousands of files index in seconds. Work happens in two
+steps: :func:`iter_files` lists what to read (cheap: folder walk, ZIP central directory, DICOMDIR
+records), then :func:`build_index` reads one header per file, reporting progress, honouring a
+cancel token and handing entries to the caller in batches so a GUI can fill its tree as it goes.
+
+Files that cannot be indexed (not DICOM, damaged, truncated, ...) end up in
+``StudyIndex.errors`` with a readable message; indexing never stops on a bad file. ZIP members are
+extracted, one by one as they are read, into a cache folder (never next to the user's files; the
+archive itself is only read). Patient names and IDs are never logged.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_partial
+
+from ml.errors import CxrError, ImagingError, NotAnImageError, TruncatedPixelDataError
+from ml.imaging.image import ImageMeta
+from ml.imaging.read import JPEG_MAGIC, PNG_MAGIC, meta_from_dataset, read_meta
+from ml.progress import CancelToken, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+NO_PATIENT = "(no patient)"
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # the DICOMDIR SOP class
+ZIP_MAGIC = b"PK\x03\x04"
+DEFLATED_DATASET = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
+# Operating-system bookkeeping files that are never the user's images.
+_JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "__macosx"}
+# Every header element meta_from_dataset uses; the rest of the header is skipped unparsed.
+HEADER_TAGS = [
+    pydicom.datadict.tag_for_keyword(k)
+    for k in (
+        "SOPClassUID", "SOPInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "Modality",
+        "StudyDescription", "SeriesDescription", "PatientName", "PatientID", "PatientBirthDate",
+        "PatientSex", "EstimatedRadiographicMagnificationFactor", "ImagerPixelSpacing",
+        "ViewPosition", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "InstanceNumber",
+        "Laterality", "ImageLaterality", "SamplesPerPixel", "PhotometricInterpretation",
+        "NumberOfFrames", "Rows", "Columns", "PixelSpacing", "NominalScannedPixelSpacing",
+        "BitsAllocated", "BitsStored", "PixelRepresentation", "LossyImageCompression",
+        "LossyImageCompressionMethod", "PresentationLUTShape",
+    )
+]
+_PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}  # Float, Double Float, Pixel Data
+
+
+# --------------------------------------------------------------------------- data model
+
+
+@dataclass
+class InstanceEntry:
+    """One indexed file. ``path`` is readable on disk (for ZIP members: the extracted copy);
+    ``source`` is what the user knows: the original path or ``'archive.zip:member'``."""
+
+    path: str
+    meta: ImageMeta
+    is_image: bool
+    source: str
+
+
+@dataclass
+class SeriesEntry:
+    uid: str  # SeriesInstanceUID, or "file:<source>" for a PNG/JPEG (one file = one series)
+    number: int | None
+    description: str
+    modality: str
+    instances: list[InstanceEntry] = field(default_factory=list)
+
+
+@dataclass
+class StudyEntry:
+    uid: str  # StudyInstanceUID, or "folder:<folder>" for PNG/JPEG files of one folder
+    date: str
+    description: str
+    accession: str
+    series: list[SeriesEntry] = field(default_factory=list)
+    time: str = ""
+
+
+@dataclass
+class PatientEntry:
+    key: str  # identity used for grouping (ID and name); never log it
+    name: str
+    patient_id: str
+    sex: str
+    birth_date: str
+    studies: list[StudyEntry] = field(default_factory=list)
+
+
+def _patient_order(p: PatientEntry) -> tuple:
+    return (p.key == NO_PATIENT, p.name.casefold(), p.patient_id, p.key)
+
+
+def _study_order(s: StudyEntry) -> tuple:
+    return (s.date == "", s.date, s.time, s.description.casefold(), s.uid)
+
+
+def _series_order(s: SeriesEntry) -> tuple:
+    return (s.number is None, s.number or 0, s.description.casefold(), s.uid)
+
+
+def _instance_order(i: InstanceEntry) -> tuple:
+    n = i.meta.instance_number
+    return (n is None, n or 0, i.source)
+
+
+def _parent_of(source: str) -> str:
+    """The folder part of a path or of an 'archive.zip:member' source."""
+    if ":" in source and not os.path.exists(source):  # archive member
+        archive, _, member = source.rpartition(":")
+        if archive and os.path.exists(archive):
+            parent = PurePosixPath(member).parent
+            return archive if str(parent) == "." else f"{archive}:{parent}"
+    return os.path.dirname(source)
+
+
+def _tree_keys(entry: InstanceEntry) -> tuple[str, str, str]:
+    m = entry.meta
+    if m.kind != "dicom":
+        folder = _parent_of(entry.source)
+        return NO_PATIENT, f"folder:{folder}", f"file:{entry.source}"
+    pkey = f"{m.patient_id}\x1f{m.patient_name}" if (m.patient_id or m.patient_name) else NO_PATIENT
+    skey = m.study_uid or f"(no study):{_parent_of(entry.source)}"
+    sekey = m.series_uid or f"(no series):{skey}"
+    return pkey, skey, sekey
+
+
+@dataclass
+class StudyIndex:
+    """The patient -> study -> series -> instance tree, always kept in display order:
+    patients by name ("(no patient)" last), studies by date, series by number, instances by
+    instance number. ``errors`` lists ``(source, message)`` for files that could not be indexed."""
+
+    patients: list[PatientEntry] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    _patient_map: dict[str, PatientEntry] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _study_map: dict[tuple[str, str], StudyEntry] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _series_map: dict[tuple[str, str, str], SeriesEntry] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _seen: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    @staticmethod
+    def _identity(entry: InstanceEntry) -> str:
+        uid = entry.meta.sop_instance_uid
+        return f"uid:{uid}" if uid else f"path:{os.path.realpath(entry.path)}"
+
+    def add(self, entry: InstanceEntry) -> bool:
+        """Place ``entry`` in the tree. Returns False (and changes nothing) for a duplicate SOP
+        Instance UID (or, without a UID, the same file)."""
+        ident = self._identity(entry)
+        if ident in self._seen:
+            return False
+        self._seen.add(ident)
+        m = entry.meta
+        pkey, skey, sekey = _tree_keys(entry)
+        patient = self._patient_map.get(pkey)
+        if patient is None:
+            name = NO_PATIENT if pkey == NO_PATIENT else m.patient_name
+            patient = PatientEntry(pkey, name, m.patient_id, m.patient_sex, m.patient_birth_date)
+            self._patient_map[pkey] = patient
+            bisect.insort(self.patients, patient, key=_patient_order)
+        study = self._study_map.get((pkey, skey))
+        if study is None:
+            desc = m.study_description
+            if m.kind != "dicom":
+                desc = os.path.basename(skey[len("folder:"):].rstrip("/\\")) or skey[len("folder:"):]
+            study = StudyEntry(skey, m.study_date, desc, m.accession_number, time=m.study_time)
+            self._study_map[(pkey, skey)] = study
+            bisect.insort(patient.studies, study, key=_study_order)
+        series = self._series_map.get((pkey, skey, sekey))
+        if series is None:
+            series = SeriesEntry(sekey, m.series_number, m.series_description, m.modality)
+            self._series_map[(pkey, skey, sekey)] = series
+            bisect.insort(study.series, series, key=_series_order)
+        bisect.insort(series.instances, entry, key=_instance_order)
+        return True
+
+    def locate(self, entry: InstanceEntry) -> tuple[PatientEntry, StudyEntry, SeriesEntry] | None:
+        """Where an added entry sits in the tree (None when it was never added)."""
+        pkey, skey, sekey = _tree_keys(entry)
+        series = self._series_map.get((pkey, skey, sekey))
+        if series is None:
+            return None
+        return self._patient_map[pkey], self._study_map[(pkey, skey)], series
+
+    def merge(self, other: StudyIndex) -> int:
+        """Add every instance and error of ``other``; returns how many instances were new."""
+        added = sum(self.add(entry) for entry in other.instances())
+        known = set(self.errors)
+        self.errors.extend(e for e in other.errors if e not in known)
+        return added
+
+    def instances(self) -> Iterator[InstanceEntry]:
+        """All instances in tree order."""
+        for patient in self.patients:
+            for study in patient.studies:
+                for series in study.series:
+                    yield from series.instances
+
+
+# --------------------------------------------------------------------------- listing
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    """One thing :func:`iter_files` found. ``member`` is set for a file inside the ZIP ``path``;
+    ``error`` is set when the listing itself failed (missing path, unreadable archive...)."""
+
+    path: str
+    source: str
+    member: str | None = None
+    error: str | None = None
+
+
+def _is_junk(name: str) -> bool:
+    return name.casefold() in _JUNK_NAMES or name.startswith("._")
+
+
+def _list_zip(path: str) -> Iterator[ListedFile]:
+    name = Path(path).name
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        yield ListedFile(path, path, error=f"{name} is not a readable ZIP archive ({exc}).")
+        return
+    for info in infos:
+        parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+        if info.is_dir() or any(_is_junk(p) for p in parts):
+            continue
+        source = f"{path}:{info.filename}"
+        if info.flag_bits & 0x1:
+            yield ListedFile(path, source, info.filename, f"{parts[-1]} in {name} is password-protected.")
+        elif info.filename.lower().endswith(".zip"):
+            yield ListedFile(
+                path, source, info.filename, f"{parts[-1]} is a ZIP inside {name}: extract it and open it."
+            )
+        else:
+            yield ListedFile(path, source, info.filename)
+
+
+def _walk(folder: str) -> Iterator[ListedFile]:
+    for root, dirs, files in os.walk(folder, onerror=None):
+        dirs[:] = sorted(d for d in dirs if not _is_junk(d))
+        for fname in sorted(files):
+            if _is_junk(fname):
+                continue
+            full = os.path.join(root, fname)
+            if fname.lower().endswith(".zip"):
+                yield from _list_zip(full)
+            else:
+                yield ListedFile(full, full)
+
+
+def _list_dicomdir(path: str) -> Iterator[ListedFile]:
+    """The files a DICOMDIR references; the whole folder when its records are broken."""
+    root = os.path.dirname(os.path.abspath(path))
+    refs: list[str] = []
+    problem = ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
+        for record in ds.DirectoryRecordSequence:
+            file_id = record.get("ReferencedFileID")
+            if file_id:
+                parts = [file_id] if isinstance(file_id, str) else list(file_id)
+                refs.append(os.path.join(root, *[str(p) for p in parts]))
+        missing = sum(1 for r in refs if not os.path.isfile(r))
+        if not refs:
+            problem = "references no files"
+        elif missing:
+            problem = f"references {missing} file(s) that are missing"
+    except Exception as exc:  # noqa: BLE001 - any damage means: fall back to scanning
+        problem = f"cannot be read ({type(exc).__name__})"
+    if problem:
+        yield ListedFile(path, path, error=f"DICOMDIR {problem}: the folder was scanned instead.")
+        yield from (f for f in _walk(root) if os.path.basename(f.path).upper() != "DICOMDIR")
+        return
+    for ref in refs:
+        yield ListedFile(ref, ref)
+
+
+def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[ListedFile]:
+    """List every file to index: files as given, folders recursively (sorted), ZIP members, the
+    files a DICOMDIR references. Cheap: nothing but the listing is read. OS bookkeeping files
+    (.DS_Store, Thumbs.db, __MACOSX/, ._*) are left out; everything else is listed."""
+    for raw in paths:
+        path = os.fspath(raw)
+        if os.path.isdir(path):
+            yield from _walk(path)
+        elif not os.path.exists(path):
+            yield ListedFile(path, path, error=f"{Path(path).name or path} does not exist.")
+        elif Path(path).name.upper() == "DICOMDIR":
+            yield from _list_dicomdir(path)
+        elif path.lower().endswith(".zip") or _head(path, 4) == ZIP_MAGIC:
+            yield from _list_zip(path)
+        else:
+            yield ListedFile(path, path)
+
+
+def _head(path: str, n: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return b""
+
+
+# --------------------------------------------------------------------------- ZIP cache
+
+
+def default_cache_dir() -> Path:
+    """Where extracted ZIP members go: $CXR_STUDIO_CACHE_DIR, else the user's cache folder."""
+    env = os.environ.get("CXR_STUDIO_CACHE_DIR")
+    if env:
+        return Path(env)
+    if sys.platform.startswith("win"):
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "CXR Studio"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches" / "CXR Studio"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cxr-studio"
+    return base / "cache"
+
+
+class _ArchiveCache:
+    """Extracts ZIP members on demand into ``<cache>/archives/<archive id>/<member path>``."""
+
+    def __init__(self, cache_dir: Path | None) -> None:
+        self._root = cache_dir
+        self._open: dict[str, tuple[zipfile.ZipFile, Path]] = {}
+
+    def _archive(self, zip_path: str) -> tuple[zipfile.ZipFile, Path]:
+        if zip_path not in self._open:
+            st = os.stat(zip_path)
+            ident = f"{os.path.abspath(zip_path)}|{st.st_size}|{st.st_mtime_ns}"
+            digest = hashlib.sha1(ident.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+            if self._root is None:
+                self._root = default_cache_dir()
+            target = self._root / "archives" / digest
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+            except OSError:  # read-only home: fall back to the temp folder
+                target = Path(tempfile.gettempdir()) / "cxr-studio-cache" / "archives" / digest
+                target.mkdir(parents=True, exist_ok=True)
+            self._open[zip_path] = (zipfile.ZipFile(zip_path), target)
+        return self._open[zip_path]
+
+    def extract(self, zip_path: str, member: str) -> str:
+        zf, target = self._archive(zip_path)
+        info = zf.getinfo(member)
+        parts = [p for p in PurePosixPath(member.replace("\\", "/")).parts if p not in ("", ".", "..", "/")]
+        parts = [p.replace(":", "_") for p in parts] or ["member"]
+        dest = target.joinpath(*parts)
+        if dest.is_file() and dest.stat().st_size == info.file_size:
+            return str(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        with zf.open(info) as src, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        os.replace(tmp, dest)  # atomic: a half-written file is never seen under the real name
+        return str(dest)
+
+    def close(self) -> None:
+        for zf, _ in self._open.values():
+            zf.close()
+        self._open.clear()
+
+
+# --------------------------------------------------------------------------- header reading
+
+
+class _Excluded(Exception):
+    """A valid file that is not indexed on purpose (the DICOMDIR itself)."""
+
+
+def _plausible_raw_dicom(head: bytes) -> bool:
+    """A file without preamble starts with a group 0002 or 0008 element (little or big endian)."""
+    return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
+
+
+def read_header(path: str | os.PathLike[str]) -> ImageMeta:
+    """Header facts of one DICOM, PNG or JPEG file without touching pixel data.
+
+    Unlike :func:`ml.imaging.read.read_meta`, ``has_pixels`` is exact (the pixel data element was
+    seen) and a pixel data element longer than the file raises :class:`TruncatedPixelDataError`.
+    """
+    path = os.fspath(path)
+    name = Path(path).name
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+        if head.startswith((PNG_MAGIC, JPEG_MAGIC)):
+            return read_meta(path)
+        if not head:
+            raise NotAnImageError(f"{name} is empty.")
+        preamble = len(head) == 132 and head[128:132] == b"DICM"
+        if not preamble and not _plausible_raw_dicom(head):
+            raise NotAnImageError(f"{name} is not a DICOM or image file.")
+        fh.seek(0)
+        seen: dict[str, int] = {}
+
+        def at_pixels(tag: int, vr: str | None, length: int) -> bool:
+            if tag in _PIXEL_TAGS:
+                seen["tag"], seen["length"], seen["pos"] = int(tag), length, fh.tell()
+                return True
+            return False
+
+        try:
+            ds = read_partial(fh, stop_when=at_pixels, force=not preamble, specific_tags=HEADER_TAGS)
+            meta = meta_from_dataset(ds, path)
+        except InvalidDicomError:
+            raise NotAnImageError(f"{name} is not a DICOM or image file.") from None
+        except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ImagingError(f"{name} is damaged and cannot be read as DICOM ({exc}).") from None
+        if not preamble and not (meta.sop_class_uid or meta.study_uid or meta.rows):
+            raise NotAnImageError(f"{name} is not a DICOM or image file.")
+        size = os.fstat(fh.fileno()).st_size
+    meta.has_pixels = "tag" in seen
+    meta.float_pixels = seen.get("tag") in (0x7FE00008, 0x7FE00009)
+    deflated = meta.transfer_syntax_uid == DEFLATED_DATASET  # positions are in the inflated stream
+    if meta.has_pixels and not deflated and seen["length"] != 0xFFFFFFFF and seen["pos"] + seen["length"] > size:
+        raise TruncatedPixelDataError(f"{name}: truncated pixel data (the file ends early).")
+    if not meta.has_pixels and meta.rows and "Image Storage" in meta.sop_class_name:
+        raise TruncatedPixelDataError(f"{name} has no pixel data: the file is truncated.")
+    return meta
+
+
+def _index_one(item: ListedFile, archives: _ArchiveCache) -> InstanceEntry:
+    path = archives.extract(item.path, item.member) if item.member is not None else item.path
+    meta = read_header(path)
+    if meta.sop_class_uid == MEDIA_STORAGE_DIRECTORY:
+        raise _Excluded
+    if meta.kind != "dicom":
+        meta.series_description = meta.series_description or PurePosixPath(item.source).name
+    return InstanceEntry(path=path, meta=meta, is_image=meta.has_pixels, source=item.source)
+
+
+def build_index(
+    paths: Iterable[str | os.PathLike[str]],
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    on_batch: Callable[[list[InstanceEntry]], None] | None = None,
+    batch_size: int = 50,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> StudyIndex:
+    """Index ``paths`` (files, folders, ZIPs, DICOMDIRs) into a :class:`StudyIndex`.
+
+    ``progress(done, total, message)`` is called while listing (total 0), then as headers are
+    read (at least every ``batch_size`` files and at the end). ``cancel`` is checked once per file
+    and raises :class:`ml.errors.CancelledError`. ``on_batch`` receives each new (non-duplicate)
+    entry exactly once, in lists of ``batch_size``. ``cache_dir`` overrides where ZIP members are
+    extracted (default: :func:`default_cache_dir`).
+    """
+    started = time.perf_counter()
+    index = StudyIndex()
+    listed: list[ListedFile] = []
+    for item in iter_files(paths):
+        if cancel is not None:
+            cancel.check()
+        listed.append(item)
+        if progress is not None and len(listed) % 500 == 0:
+            progress(0, 0, f"Listing files… {len(listed)} found")
+    total = len(listed)
+    if progress is not None:
+        progress(0, total, "Reading headers")
+    archives = _ArchiveCache(Path(cache_dir) if cache_dir is not None else None)
+    batch: list[InstanceEntry] = []
+    last_report = time.monotonic()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns about odd values; they are not errors here
+            for done, item in enumerate(listed, 1):
+                if cancel is not None:
+                    cancel.check()
+                entry = _read_listed(item, archives, index.errors)
+                if entry is not None and index.add(entry):
+                    batch.append(entry)
+                if len(batch) >= batch_size:
+                    if on_batch is not None:
+                        on_batch(batch)
+                    batch = []
+                now = time.monotonic()
+                if progress is not None and (done % batch_size == 0 or now - last_report > 0.1):
+                    progress(done, total, "Reading headers")
+                    last_report = now
+    finally:
+        archives.close()
+    if batch and on_batch is not None:
+        on_batch(batch)
+    if progress is not None:
+        progress(total, total, "Done")
+    log.info(
+        "indexed %d instances from %d files (%d not indexable) in %.2f s",
+        len(index), total, len(index.errors), time.perf_counter() - started,
+    )
+    return index
+
+
+def _read_listed(item: ListedFile, archives: _ArchiveCache, errors: list[tuple[str, str]]) -> InstanceEntry | None:
+    if item.error is not None:
+        errors.append((item.source, item.error))
+        return None
+    name = PurePosixPath(item.source.replace("\\", "/")).name
+    try:
+        return _index_one(item, archives)
+    except _Excluded:
+        return None
+    except CxrError as exc:
+        errors.append((item.source, str(exc)))
+    except PermissionError:
+        errors.append((item.source, f"{name} cannot be read: permission denied."))
+    except OSError as exc:
+        errors.append((item.source, f"{name} cannot be read ({exc.strerror or type(exc).__name__})."))
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        errors.append((item.source, f"{name} cannot be extracted from its archive ({exc})."))
+    except Exception as exc:  # noqa: BLE001 - one odd file must not stop the indexing
+        log.exception("unexpected error while indexing a file (%s)", type(exc).__name__)
+        errors.append((item.source, f"{name}: something went wrong while reading it ({type(exc).__name__})."))
+    return None

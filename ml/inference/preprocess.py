@@ -1,0 +1,245 @@
+"""THE input derivation: file pixels -> network input, identical in training and inference.
+
+The derivation a model was trained with is stored in its manifest (``manifest.input_derivation``,
+``input_size``, ``channels``, ``normalisation``); :func:`prepare` applies it::
+
+    stored pixels -> modality LUT -> the file's default VOI (or the automatic window)
+    -> MONOCHROME1 inverted -> [0, 1] -> grey/colour to the model's channels
+    -> resize to input_size ("squash", "letterbox" or "center_crop") -> normalisation
+
+Each call also returns an :class:`InputGeometry`, which records exactly which source pixels ended up
+where in the network input, so that a map computed on the input grid (a Grad-CAM or occlusion
+heatmap) can be put back on the source image's own pixel grid with :meth:`InputGeometry.to_source_grid`.
+
+Coordinates are continuous pixel coordinates: pixel ``i`` covers ``[i, i + 1)`` and its centre is
+``i + 0.5``. Resizing is centre-aligned (``align_corners=False``), so the forward resize and the
+mapping back are exact inverses of each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ml.errors import ImagingError
+from ml.imaging.display import auto_window, default_voi, modality_values, to_unit, voi_to_unit
+from ml.imaging.image import Window, XRayImage
+from ml.models.manifest import InputDerivation, normalise_tensor
+
+#: ITU-R BT.601 luma weights (what PIL's "L" conversion uses) for colour -> grey.
+LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class InputGeometry:
+    """Where the source image went in the network input.
+
+    The source region ``[crop_top, crop_top + crop_rows) x [crop_left, crop_left + crop_cols)`` was
+    resized to ``content_rows x content_cols`` and placed at ``(pad_top, pad_left)`` in an
+    ``input_rows x input_cols`` input (the rest is padding). "squash" uses the whole image and the
+    whole input; "letterbox" keeps the aspect ratio and pads; "center_crop" crops a central square.
+    """
+
+    source_rows: int
+    source_cols: int
+    input_rows: int
+    input_cols: int
+    crop_top: int
+    crop_left: int
+    crop_rows: int
+    crop_cols: int
+    pad_top: int
+    pad_left: int
+    content_rows: int
+    content_cols: int
+    mode: str = "squash"
+
+    @property
+    def scale_y(self) -> float:
+        """Input pixels per source pixel, vertically."""
+        return self.content_rows / self.crop_rows
+
+    @property
+    def scale_x(self) -> float:
+        return self.content_cols / self.crop_cols
+
+    @property
+    def padding(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) padding in input pixels."""
+        bottom = self.input_rows - self.pad_top - self.content_rows
+        right = self.input_cols - self.pad_left - self.content_cols
+        return self.pad_top, bottom, self.pad_left, right
+
+    def source_to_input(self, row: float, col: float) -> tuple[float, float]:
+        """Continuous source coordinates -> continuous input coordinates."""
+        return (
+            self.pad_top + (row - self.crop_top) * self.scale_y,
+            self.pad_left + (col - self.crop_left) * self.scale_x,
+        )
+
+    def input_to_source(self, y: float, x: float) -> tuple[float, float]:
+        """Continuous input coordinates -> continuous source coordinates."""
+        return (
+            self.crop_top + (y - self.pad_top) / self.scale_y,
+            self.crop_left + (x - self.pad_left) / self.scale_x,
+        )
+
+    def to_source_grid(self, heatmap: np.ndarray | torch.Tensor, fill: float = 0.0) -> np.ndarray:
+        """Map a 2-D map on the input grid back onto the source pixel grid (float32 rows x cols).
+
+        A map of another resolution that covers the whole input (e.g. a 7 x 7 Grad-CAM map) is first
+        upsampled bilinearly to the input grid. The padding is then removed and the content resized
+        back to the source region it came from; source pixels the model never saw (outside a centre
+        crop) get ``fill``.
+        """
+        t = torch.as_tensor(np.asarray(heatmap) if not isinstance(heatmap, torch.Tensor) else heatmap)
+        t = t.detach().to("cpu", torch.float32)
+        if t.ndim != 2:
+            t = t.squeeze()
+        if t.ndim != 2:
+            raise ValueError(f"expected a 2-D map, got shape {tuple(heatmap.shape)}")
+        t = t[None, None]
+        if tuple(t.shape[-2:]) != (self.input_rows, self.input_cols):
+            t = F.interpolate(t, size=(self.input_rows, self.input_cols), mode="bilinear", align_corners=False)
+        content = t[..., self.pad_top : self.pad_top + self.content_rows, self.pad_left : self.pad_left + self.content_cols]
+        region = _resize(content, self.crop_rows, self.crop_cols, "bilinear")[0, 0]
+        if (self.crop_rows, self.crop_cols) == (self.source_rows, self.source_cols):
+            return np.ascontiguousarray(region.numpy(), dtype=np.float32)
+        out = np.full((self.source_rows, self.source_cols), fill, dtype=np.float32)
+        out[self.crop_top : self.crop_top + self.crop_rows, self.crop_left : self.crop_left + self.crop_cols] = region.numpy()
+        return out
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The parts of a manifest that define the network input."""
+
+    size: int
+    channels: int
+    normalisation: Any  # dict(mean, std) or "xrv"
+    derivation: InputDerivation
+
+    @classmethod
+    def of(cls, manifest: Any) -> InputSpec:
+        derivation = getattr(manifest, "input_derivation", None) or InputDerivation()
+        if isinstance(derivation, dict):
+            derivation = InputDerivation.from_dict(derivation)
+        return cls(int(manifest.input_size), int(manifest.channels), manifest.normalisation, derivation)
+
+
+# --------------------------------------------------------------------------- derivation
+
+
+def _check_frame(image: XRayImage, frame: int) -> None:
+    if not 0 <= frame < image.n_frames:
+        raise ImagingError(f"Frame {frame + 1} does not exist: the image has {image.n_frames} frame(s).")
+
+
+def unit_image(image: XRayImage, frame: int = 0, derivation: InputDerivation | None = None) -> np.ndarray:
+    """The displayed frame in [0, 1]: HxW float32 for grey, HxWx3 for colour (no resize)."""
+    _check_frame(image, frame)
+    d = derivation or InputDerivation()
+    if image.is_color:
+        return to_unit(image, frame)
+    values = modality_values(image, frame) if d.modality_lut else image.frames[frame]
+    if d.voi == "default":
+        voi = default_voi(image, frame) if d.modality_lut else auto_window(values)
+    elif d.voi == "auto":
+        voi = auto_window(values)
+    else:  # "none": min-max
+        lo, hi = float(np.min(values)), float(np.max(values))
+        voi = Window((lo + hi) / 2.0, max(hi - lo, 1e-6), "LINEAR_EXACT", "min-max")
+    out = voi_to_unit(values, voi)
+    if d.invert_monochrome1 and image.meta.inverted:
+        out = np.float32(1.0) - out
+    return np.asarray(out, dtype=np.float32)
+
+
+def _to_channels(unit: np.ndarray, channels: int) -> np.ndarray:
+    """HxW or HxWx3 in [0, 1] -> CxHxW with the model's number of channels."""
+    if unit.ndim == 3:
+        if channels == 1:
+            grey = unit[..., 0] * LUMA[0] + unit[..., 1] * LUMA[1] + unit[..., 2] * LUMA[2]
+            return grey[None].astype(np.float32)
+        return np.ascontiguousarray(unit.transpose(2, 0, 1), dtype=np.float32)
+    return np.repeat(unit[None], channels, axis=0).astype(np.float32, copy=False)
+
+
+def _resize(t: torch.Tensor, rows: int, cols: int, mode: str) -> torch.Tensor:
+    if tuple(t.shape[-2:]) == (rows, cols):
+        return t
+    if mode == "nearest":
+        return F.interpolate(t, size=(rows, cols), mode="nearest-exact")
+    if mode == "area":
+        return F.interpolate(t, size=(rows, cols), mode="area")
+    return F.interpolate(t, size=(rows, cols), mode="bilinear", align_corners=False, antialias=True)
+
+
+def geometry_for(rows: int, cols: int, size: int, mode: str = "squash") -> InputGeometry:
+    """The geometry of resizing a ``rows x cols`` image into a ``size x size`` input."""
+    if rows < 1 or cols < 1:
+        raise ImagingError("The image is empty (no rows or columns).")
+    crop_top = crop_left = pad_top = pad_left = 0
+    crop_rows, crop_cols = rows, cols
+    content_rows = content_cols = size
+    if mode == "letterbox":
+        s = min(size / rows, size / cols)
+        content_rows = min(size, max(1, round(rows * s)))
+        content_cols = min(size, max(1, round(cols * s)))
+        pad_top, pad_left = (size - content_rows) // 2, (size - content_cols) // 2
+    elif mode == "center_crop":
+        side = min(rows, cols)
+        crop_top, crop_left = (rows - side) // 2, (cols - side) // 2
+        crop_rows = crop_cols = side
+    elif mode != "squash":
+        raise ImagingError(f"Unknown resize mode '{mode}'.")
+    return InputGeometry(
+        rows, cols, size, size, crop_top, crop_left, crop_rows, crop_cols,
+        pad_top, pad_left, content_rows, content_cols, mode,
+    )  # fmt: skip
+
+
+def derive(image: XRayImage, frame: int, manifest: Any) -> tuple[np.ndarray, InputGeometry]:
+    """The model input before normalisation: CxHxW float32 in [0, 1] (padding is 0), and geometry.
+
+    Training applies its augmentations to this, then :func:`normalise`.
+    """
+    spec = InputSpec.of(manifest)
+    unit = unit_image(image, frame, spec.derivation)
+    chw = _to_channels(unit, spec.channels)
+    rows, cols = chw.shape[-2:]
+    g = geometry_for(rows, cols, spec.size, spec.derivation.resize)
+    t = torch.from_numpy(chw)[None, :, g.crop_top : g.crop_top + g.crop_rows, g.crop_left : g.crop_left + g.crop_cols]
+    content = _resize(t, g.content_rows, g.content_cols, spec.derivation.interpolation)
+    if (g.content_rows, g.content_cols) != (g.input_rows, g.input_cols):
+        top, bottom, left, right = g.padding
+        content = F.pad(content, (left, right, top, bottom), value=0.0)
+    out = content[0].clamp_(0.0, 1.0).numpy()
+    return np.ascontiguousarray(out, dtype=np.float32), g
+
+
+def normalise(chw: np.ndarray | torch.Tensor, manifest: Any) -> np.ndarray:
+    """Apply the manifest's normalisation to a [0, 1] CxHxW (or NxCxHxW) array."""
+    t = torch.as_tensor(chw, dtype=torch.float32)
+    return normalise_tensor(t, InputSpec.of(manifest).normalisation).numpy().astype(np.float32, copy=False)
+
+
+def prepare(image: XRayImage, frame: int, manifest: Any) -> tuple[np.ndarray, InputGeometry]:
+    """The network input for one frame (CxHxW float32, normalised) and its geometry."""
+    unit, geometry = derive(image, frame, manifest)
+    return normalise(unit, manifest), geometry
+
+
+__all__ = [
+    "InputGeometry",
+    "InputSpec",
+    "derive",
+    "geometry_for",
+    "normalise",
+    "prepare",
+    "unit_image",
+]
