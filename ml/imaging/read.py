@@ -82,8 +82,18 @@ def syntax_name(uid: str) -> str:
 
 def sniff_kind(path: str | os.PathLike[str]) -> str:
     """'png', 'jpeg', 'dicom' (with preamble) or 'unknown' from the first bytes."""
-    with open(path, "rb") as fh:
-        head = fh.read(132)
+    name = Path(path).name
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except FileNotFoundError:
+        raise ImagingError(f"{name} does not exist.") from None
+    except IsADirectoryError:
+        raise NotAnImageError(f"{name} is a folder, not an image file.") from None
+    except PermissionError:
+        raise ImagingError(f"{name} cannot be read: permission denied.") from None
+    except OSError as exc:
+        raise ImagingError(f"{name} cannot be read ({exc.strerror or exc}).") from None
     if head.startswith(PNG_MAGIC):
         return "png"
     if head.startswith(JPEG_MAGIC):
@@ -418,10 +428,6 @@ def read_bitmap(path: str | os.PathLike[str]) -> XRayImage:
 def read_image(path: str | os.PathLike[str]) -> XRayImage:
     """Read any supported file. Raises an :class:`ImagingError` with a readable message."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise NotAnImageError(f"{Path(path).name} is a folder, not an image file.")
-    if not os.path.exists(path):
-        raise ImagingError(f"{Path(path).name} does not exist.")
     kind = sniff_kind(path)
     if kind in ("png", "jpeg"):
         return read_bitmap(path)
