@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-
 NOT_FOR_DIAGNOSTIC_USE = "Not for diagnostic use"
 
 

@@ -109,7 +109,7 @@ class ThumbnailLoader(QObject):
             path = self._pending.popleft()
             self._queued.discard(path)
             size = self.size
-            job = Job(lambda _p, _c, path=path: make_thumbnail(path, size), "making a thumbnail", self.pool)
+            job = Job(lambda _p, _c, path=path, size=size: make_thumbnail(path, size), "making a thumbnail", self.pool)
             job.signals.finished.connect(lambda img, path=path: self._done(path, img))
             job.signals.error.connect(lambda msg, path=path: self._error(path, msg))
             job.signals.done.connect(lambda path=path: self._finished(path))

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import shutil
+import struct
 import sys
 import tempfile
 import time
@@ -28,10 +29,15 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 import pydicom
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import FileDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
+from pydicom.values import convert_value
 
 from ml.errors import CxrError, ImagingError, NotAnImageError, TruncatedPixelDataError
 from ml.imaging.image import ImageMeta
@@ -60,7 +66,10 @@ HEADER_TAGS = [
         "LossyImageCompressionMethod", "PresentationLUTShape",
     )
 ]
+_HEADER_KEYWORDS = {tag: pydicom.datadict.keyword_for_tag(tag) for tag in HEADER_TAGS}
 _PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}  # Float, Double Float, Pixel Data
+_SEQ_DELIM_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD), length 0
+_SEQ_DELIM_BE = b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"
 
 
 # --------------------------------------------------------------------------- data model
@@ -148,10 +157,13 @@ def _tree_keys(entry: InstanceEntry) -> tuple[str, str, str]:
 class StudyIndex:
     """The patient -> study -> series -> instance tree, always kept in display order:
     patients by name ("(no patient)" last), studies by date, series by number, instances by
-    instance number. ``errors`` lists ``(source, message)`` for files that could not be indexed."""
+    instance number. ``errors`` lists ``(source, message)`` for files that could not be indexed;
+    ``duplicates`` lists ``(source, kept source)`` for files skipped because an instance with the
+    same SOP Instance UID was already indexed."""
 
     patients: list[PatientEntry] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
     _patient_map: dict[str, PatientEntry] = field(default_factory=dict, init=False, repr=False, compare=False)
     _study_map: dict[tuple[str, str], StudyEntry] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -159,7 +171,7 @@ class StudyIndex:
     _series_map: dict[tuple[str, str, str], SeriesEntry] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
-    _seen: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    _seen: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -173,9 +185,12 @@ class StudyIndex:
         """Place ``entry`` in the tree. Returns False (and changes nothing) for a duplicate SOP
         Instance UID (or, without a UID, the same file)."""
         ident = self._identity(entry)
-        if ident in self._seen:
+        kept = self._seen.get(ident)
+        if kept is not None:
+            if kept != entry.source:
+                self.duplicates.append((entry.source, kept))
             return False
-        self._seen.add(ident)
+        self._seen[ident] = entry.source
         m = entry.meta
         pkey, skey, sekey = _tree_keys(entry)
         patient = self._patient_map.get(pkey)
@@ -209,10 +224,13 @@ class StudyIndex:
         return self._patient_map[pkey], self._study_map[(pkey, skey)], series
 
     def merge(self, other: StudyIndex) -> int:
-        """Add every instance and error of ``other``; returns how many instances were new."""
+        """Add every instance, error and duplicate of ``other``; returns how many instances
+        were new."""
         added = sum(self.add(entry) for entry in other.instances())
         known = set(self.errors)
         self.errors.extend(e for e in other.errors if e not in known)
+        seen_dups = set(self.duplicates)
+        self.duplicates.extend(d for d in other.duplicates if d not in seen_dups)
         return added
 
     def instances(self) -> Iterator[InstanceEntry]:
@@ -405,11 +423,64 @@ def _plausible_raw_dicom(head: bytes) -> bool:
     return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 
 
+class _HeaderView:
+    """The part of the Dataset interface :func:`meta_from_dataset` uses (``get``, ``in``,
+    ``file_meta``), over values converted straight from the raw elements. Skipping pydicom's
+    per-access Dataset machinery makes header indexing about three times faster."""
+
+    def __init__(self, ds: FileDataset) -> None:
+        self.file_meta = ds.file_meta
+        encodings = ds.original_character_set
+        values: dict[str, Any] = {}
+        for tag, keyword in _HEADER_KEYWORDS.items():
+            raw = ds.get_item(tag)
+            if raw is None:
+                continue
+            try:
+                if isinstance(raw, RawDataElement):
+                    vr = raw.VR if raw.VR not in (None, "UN") else dictionary_VR(tag)
+                    values[keyword] = convert_value(vr, raw, encodings)
+                else:
+                    values[keyword] = raw.value
+            except Exception:  # noqa: BLE001 - a malformed value is treated as absent
+                continue
+        self._values = values
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        return self._values.get(keyword, default)
+
+    def __contains__(self, keyword: object) -> bool:
+        return keyword in self._values
+
+
+def _encapsulated_truncated(fh: BinaryIO, pos: int, size: int, little_endian: bool) -> bool:
+    """True when encapsulated pixel data starting at ``pos`` ends before its delimiter.
+
+    Only the 8-byte item headers are read (fragments are skipped with seek), so this is cheap.
+    """
+    fh.seek(max(0, size - 8))
+    if fh.read(8) == (_SEQ_DELIM_LE if little_endian else _SEQ_DELIM_BE):
+        return False
+    fmt = "<HHL" if little_endian else ">HHL"
+    fh.seek(pos)
+    while True:
+        header = fh.read(8)
+        if len(header) < 8:
+            return True
+        group, elem, length = struct.unpack(fmt, header)
+        if (group, elem) == (0xFFFE, 0xE0DD):
+            return False
+        if (group, elem) != (0xFFFE, 0xE000) or fh.tell() + length > size:
+            return True
+        fh.seek(length, os.SEEK_CUR)
+
+
 def read_header(path: str | os.PathLike[str]) -> ImageMeta:
     """Header facts of one DICOM, PNG or JPEG file without touching pixel data.
 
     Unlike :func:`ml.imaging.read.read_meta`, ``has_pixels`` is exact (the pixel data element was
-    seen) and a pixel data element longer than the file raises :class:`TruncatedPixelDataError`.
+    seen), and pixel data that ends before its declared length or delimiter raises
+    :class:`TruncatedPixelDataError`, as does an image object without pixel data.
     """
     path = os.fspath(path)
     name = Path(path).name
@@ -433,7 +504,7 @@ def read_header(path: str | os.PathLike[str]) -> ImageMeta:
 
         try:
             ds = read_partial(fh, stop_when=at_pixels, force=not preamble, specific_tags=HEADER_TAGS)
-            meta = meta_from_dataset(ds, path)
+            meta = meta_from_dataset(_HeaderView(ds), path)  # type: ignore[arg-type]
         except InvalidDicomError:
             raise NotAnImageError(f"{name} is not a DICOM or image file.") from None
         except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
@@ -441,11 +512,16 @@ def read_header(path: str | os.PathLike[str]) -> ImageMeta:
         if not preamble and not (meta.sop_class_uid or meta.study_uid or meta.rows):
             raise NotAnImageError(f"{name} is not a DICOM or image file.")
         size = os.fstat(fh.fileno()).st_size
-    meta.has_pixels = "tag" in seen
-    meta.float_pixels = seen.get("tag") in (0x7FE00008, 0x7FE00009)
-    deflated = meta.transfer_syntax_uid == DEFLATED_DATASET  # positions are in the inflated stream
-    if meta.has_pixels and not deflated and seen["length"] != 0xFFFFFFFF and seen["pos"] + seen["length"] > size:
-        raise TruncatedPixelDataError(f"{name}: truncated pixel data (the file ends early).")
+        meta.has_pixels = "tag" in seen
+        meta.float_pixels = seen.get("tag") in (0x7FE00008, 0x7FE00009)
+        # Positions are only meaningful in the file itself, not in an inflated (deflated) dataset.
+        if meta.has_pixels and meta.transfer_syntax_uid != DEFLATED_DATASET:
+            if seen["length"] == 0xFFFFFFFF:
+                truncated = _encapsulated_truncated(fh, seen["pos"], size, ds.is_little_endian)
+            else:
+                truncated = seen["pos"] + seen["length"] > size
+            if truncated:
+                raise TruncatedPixelDataError(f"{name}: truncated pixel data (the file ends early).")
     if not meta.has_pixels and meta.rows and "Image Storage" in meta.sop_class_name:
         raise TruncatedPixelDataError(f"{name} has no pixel data: the file is truncated.")
     return meta

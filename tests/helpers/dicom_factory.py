@@ -36,11 +36,11 @@ import numpy as np
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
     BasicTextSRStorage,
     ComputedRadiographyImageStorage,
     DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
-    PYDICOM_IMPLEMENTATION_UID,
     SecondaryCaptureImageStorage,
     generate_uid,
 )
@@ -263,6 +263,8 @@ def make_sr(
     ds.SeriesNumber = series_number
     ds.SeriesDescription = series_description
     ds.InstanceNumber = instance_number
+    ds.ContentDate = study_date
+    ds.ContentTime = study_time
     ds.ValueType = "CONTAINER"
     ds.ContinuityOfContent = "SEPARATE"
     ds.CompletionFlag = "COMPLETE"

@@ -1,0 +1,81 @@
+"""Start CXR Studio: ``python -m app [PATH ...]`` or ``cxr-studio [PATH ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from app.settings import APPLICATION, ORGANISATION
+
+
+def resource_path(name: str) -> Path:
+    """A file under resources/, also inside a PyInstaller bundle (sys._MEIPASS)."""
+    base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parent.parent))
+    return base / "resources" / name
+
+
+def load_style_sheet() -> str:
+    path = resource_path("style.qss")
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Our options and paths (Qt's own options, such as -platform, are removed by QApplication)."""
+    parser = argparse.ArgumentParser(
+        prog="cxr-studio",
+        description="CXR Studio: chest X-ray viewer and AI reading aid. Not for diagnostic use.",
+    )
+    parser.add_argument("paths", nargs="*", help="DICOM/PNG/JPEG files, folders, ZIP archives or DICOMDIRs to open")
+    parser.add_argument("--settings", metavar="FILE.ini", help="keep settings in this INI file instead of the user profile")
+    parser.add_argument("--verbose", action="store_true", help="log debugging details to stderr")
+    return parser.parse_args(list(argv))
+
+
+def create_application(argv: Sequence[str]) -> tuple[QApplication, list[str]]:
+    """The QApplication with name, organisation and style sheet set (reuses a running one),
+    and the arguments Qt left for us."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication([sys.argv[0] if sys.argv else "cxr-studio", *argv])
+        remaining = list(app.arguments()[1:])
+    else:
+        remaining = list(argv)
+    app.setApplicationName(APPLICATION)
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationDisplayName(APPLICATION)
+    app.setStyle("Fusion")
+    app.setStyleSheet(load_style_sheet())
+    return app, remaining
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        parse_args(argv)  # prints the help and exits, without needing a display
+    app, remaining = create_application(argv)
+    args = parse_args(remaining)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    from app.main_window import MainWindow
+    from app.settings import Settings
+
+    window = MainWindow(Settings(args.settings) if args.settings else None)
+    window.show()
+    if args.paths:
+        window.open_paths(args.paths)
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

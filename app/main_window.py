@@ -1,0 +1,365 @@
+"""The main window: menus, docks and the wiring between browser, viewer and tag panel.
+
+Work happens elsewhere: indexing (app.browser.indexer), decoding (app.browser.loader),
+thumbnails (app.browser.thumbnails), display (app.viewer), tags (app.tags). The AI analysis
+panel plugs in through :meth:`MainWindow.add_dock` and the "Analysis" menu.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QToolButton,
+    QWidget,
+)
+
+from app.browser import BrowserPanel, ImageLoader, IndexController, ThumbnailLoader, local_paths
+from app.dialogs import NOT_FOR_DIAGNOSTIC_USE, ShortcutsDialog, format_problems, show_about, show_message
+from app.settings import Preferences, Settings
+from app.tags import TagPanel
+from ml.errors import CxrError
+from ml.imaging.index import InstanceEntry, StudyIndex
+
+log = logging.getLogger(__name__)
+
+IMAGE_FILTER = "Images (*.dcm *.dicom *.DCM *.png *.jpg *.jpeg *.PNG *.JPG *.JPEG DICOMDIR);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None, viewer: QWidget | None = None):
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("CXR Studio")
+        self.setAcceptDrops(True)
+        self.settings = settings or Settings()
+        self.prefs: Preferences = self.settings.preferences()
+        if viewer is None:
+            from app.viewer import ImageViewer
+
+            viewer = ImageViewer()
+        self.viewer = viewer
+        self.setCentralWidget(self.viewer)
+        self.indexer = IndexController(parent=self)
+        self.loader = ImageLoader(parent=self)
+        self.thumbnails = ThumbnailLoader(size=self.prefs.thumbnail_size, parent=self)
+        self.browser = BrowserPanel(self.thumbnails)
+        self.tags = TagPanel()
+        self.browser_dock = self.add_dock(self.browser, Qt.DockWidgetArea.LeftDockWidgetArea, "Studies")
+        self.tags_dock = self.add_dock(self.tags, Qt.DockWidgetArea.RightDockWidgetArea, "Tags")
+        self.resizeDocks([self.browser_dock, self.tags_dock], [300, 380], Qt.Orientation.Horizontal)
+        self.last_notice: QMessageBox | None = None
+        self._auto_show: set[int] = set()  # index requests whose first image is still to be shown
+        self._build_status_bar()
+        self._build_menus()
+        self._connect()
+        self.resize(1500, 950)
+        self.settings.restore_window(self)
+
+    # -- layout ------------------------------------------------------------------------------------
+    def add_dock(self, widget: QWidget, area: Qt.DockWidgetArea, title: str) -> QDockWidget:
+        """Dock ``widget`` (e.g. the analysis panel) and list it under View > Panels."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(area, dock)
+        if hasattr(self, "panels_menu"):
+            self.panels_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.cursor_label = QLabel("")
+        self.cursor_label.setObjectName("cursorInfo")
+        self.progress = QProgressBar()
+        self.progress.setObjectName("indexProgress")
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.cancel_button = QToolButton(text="Cancel")
+        self.cancel_button.setToolTip("Stop opening files")
+        self.cancel_button.clicked.connect(self.indexer.cancel)
+        self.disclaimer = QLabel(NOT_FOR_DIAGNOSTIC_USE)
+        self.disclaimer.setObjectName("disclaimer")
+        bar.addWidget(self.cursor_label, 1)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+        bar.addPermanentWidget(self.disclaimer)
+        self._set_busy(False)
+
+    def _action(self, text: str, slot, shortcut: QKeySequence | str | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.open_files_action = self._action("&Open files…", self.open_files_dialog, QKeySequence.StandardKey.Open)
+        self.open_folder_action = self._action("Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O")
+        self.open_zip_action = self._action("Open &ZIP…", self.open_zip_dialog, "Ctrl+Alt+O")
+        self.recent_menu = QMenu("Open &recent", self)
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.export_action = self._action("&Export view as PNG…", lambda: self.export_png_dialog(True), "Ctrl+E")
+        self.export_plain_action = self._action(
+            "Export image as PNG (&without overlays)…", lambda: self.export_png_dialog(False), "Ctrl+Shift+E"
+        )
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.file_actions = [self.open_files_action, self.open_folder_action, self.open_zip_action]
+        file_menu.addActions(self.file_actions)
+        file_menu.addMenu(self.recent_menu)
+        file_menu.addSeparator()
+        file_menu.addActions([self.export_action, self.export_plain_action])
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        self.file_actions += [self.export_action, self.export_plain_action, self.quit_action]
+
+        view_menu = bar.addMenu("&View")
+        self.viewer_actions: list[QAction] = list(self.viewer.actions()) if hasattr(self.viewer, "actions") else []
+        for action in self.viewer_actions:
+            if action.isSeparator() or action.text():
+                view_menu.addAction(action)
+        view_menu.addSeparator()
+        self.panels_menu = view_menu.addMenu("&Panels")
+        for dock in (self.browser_dock, self.tags_dock):
+            self.panels_menu.addAction(dock.toggleViewAction())
+        self.full_screen_action = self._action("&Full screen", self._toggle_full_screen, QKeySequence.StandardKey.FullScreen)
+        self.full_screen_action.setCheckable(True)
+        self.focus_search_action = self._action("Search &tags", self._focus_tag_search, QKeySequence.StandardKey.Find)
+        view_menu.addActions([self.full_screen_action, self.focus_search_action])
+        self.window_actions = [self.full_screen_action, self.focus_search_action]
+
+        self.analysis_menu = bar.addMenu("&Analysis")  # filled by the AI analysis panel (issue 3)
+        self.analysis_menu.setObjectName("analysisMenu")
+
+        help_menu = bar.addMenu("&Help")
+        self.shortcuts_action = self._action("&Keyboard shortcuts", self.show_shortcuts, "F1")
+        self.about_action = self._action("&About CXR Studio", lambda: show_about(self))
+        help_menu.addActions([self.shortcuts_action, self.about_action])
+        self._update_enabled()
+
+    def _connect(self) -> None:
+        self.indexer.batch.connect(self._on_batch)
+        self.indexer.progress.connect(self._on_progress)
+        self.indexer.finished.connect(self._on_indexed)
+        self.indexer.failed.connect(lambda _rid, message: self.notify("Could not open", message))
+        self.indexer.cancelled.connect(lambda _rid: self.statusBar().showMessage("Opening cancelled.", 5000))
+        self.indexer.busyChanged.connect(self._set_busy)
+        self.browser.instanceSelected.connect(self.show_instance)
+        self.loader.loaded.connect(self._on_loaded)
+        self.loader.failed.connect(self._on_load_failed)
+        self.loader.headerLoaded.connect(lambda path, ds: self.tags.set_dataset(ds, Path(path).name))
+        for name, slot in (("cursorInfo", self.cursor_label.setText), ("imageChanged", self._update_enabled)):
+            signal = getattr(self.viewer, name, None)
+            if signal is not None:
+                signal.connect(slot)
+
+    # -- opening -----------------------------------------------------------------------------------
+    def open_paths(self, paths: list[str | os.PathLike[str]]) -> int | None:
+        """Index files/folders/ZIPs in the background; the first image is shown when it arrives."""
+        clean = [os.path.abspath(os.fspath(p)) for p in paths if os.fspath(p)]
+        if not clean:
+            return None
+        self.settings.add_recent(clean)
+        self.prefs.last_directory = os.path.dirname(clean[0]) if os.path.isfile(clean[0]) else clean[0]
+        rid = self.indexer.open(clean)
+        if self.prefs.show_first_image:
+            self._auto_show.add(rid)
+        names = ", ".join(Path(p).name for p in clean[:3]) + ("…" if len(clean) > 3 else "")
+        self.statusBar().showMessage(f"Opening {names}", 4000)
+        return rid
+
+    def _start_dir(self) -> str:
+        return self.prefs.last_directory if os.path.isdir(self.prefs.last_directory) else str(Path.home())
+
+    def open_files_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open files", self._start_dir(), IMAGE_FILTER)
+        self.open_paths(files)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder", self._start_dir())
+        if folder:
+            self.open_paths([folder])
+
+    def open_zip_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open ZIP", self._start_dir(), "ZIP archives (*.zip);;All files (*)")
+        if path:
+            self.open_paths([path])
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_files()
+        for i, path in enumerate(recent, start=1):
+            action = self.recent_menu.addAction(f"&{i % 10}  {Path(path).name}   —   {path}")
+            action.setEnabled(os.path.exists(path))
+            action.triggered.connect(lambda _checked=False, p=path: self.open_paths([p]))
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        self.recent_menu.addSeparator()
+        self.recent_menu.addAction("Clear recent files", self.settings.clear_recent).setEnabled(bool(recent))
+
+    # -- drag and drop -----------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = local_paths(event.mimeData())
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_paths(paths)
+
+    # -- indexing results --------------------------------------------------------------------------
+    def _on_batch(self, rid: int, entries: list[InstanceEntry]) -> None:
+        self.browser.add_instances(entries)
+        if rid in self._auto_show:
+            first = next((e for e in entries if e.is_image), None)
+            if first is not None and self.browser.select_path(first.path):
+                self._auto_show.discard(rid)
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        self.progress.setRange(0, max(total, 0))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{message} %v/%m" if total else message)
+
+    def _on_indexed(self, rid: int, index: StudyIndex) -> None:
+        self.browser.add_instances(list(index.instances()))
+        self.browser.add_errors(index.errors)
+        if rid in self._auto_show:  # nothing to show automatically: say so when nothing at all came
+            self._auto_show.discard(rid)
+            if len(index) and self.browser.current_entry() is None:
+                self.browser.select_path(next(index.instances()).path)
+        n = len(index)
+        if index.errors:
+            what = f"{len(index.errors)} file{'s' * (len(index.errors) != 1)} could not be opened"
+            self.notify(what[0].upper() + what[1:], format_problems(index.errors))
+        self.statusBar().showMessage(f"Opened {n} file{'s' * (n != 1)}.", 5000)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if busy:
+            self.progress.setRange(0, 0)
+
+    # -- showing an instance -----------------------------------------------------------------------
+    def show_instance(self, entry: InstanceEntry) -> None:
+        if entry.path == self.loader.current_path:
+            return
+        name = Path(entry.source.replace("\\", "/")).name
+        if not entry.is_image:
+            why = f"{name} is a {entry.meta.sop_class_name or 'non-image DICOM object'}: it has no image to show."
+            self.loader.load_header_only(entry.path)
+            self.statusBar().showMessage(why, 10000)
+            return
+        self.statusBar().showMessage(f"Opening {name}…")
+        self.loader.load(entry.path)
+
+    def _on_loaded(self, path: str, image) -> None:
+        self.viewer.set_image(image, path)
+        self.tags.set_dataset(image.dataset, Path(path).name)
+        self.setWindowTitle(f"{Path(path).name} — CXR Studio")
+        self.statusBar().clearMessage()
+        self._update_enabled()
+
+    def _on_load_failed(self, path: str, message: str) -> None:
+        self.tags.clear(f"{Path(path).name}: could not be decoded")
+        self.notify("Could not show the image", message)
+
+    def notify(self, title: str, message: str, quiet: bool = False) -> None:
+        """Status bar line plus (unless ``quiet``) a non-blocking message box."""
+        self.statusBar().showMessage(message.splitlines()[0].lstrip("• "), 15000)
+        if quiet:
+            return
+        if self.last_notice is not None:
+            try:
+                self.last_notice.close()
+            except RuntimeError:  # already deleted by Qt
+                pass
+        self.last_notice = show_message(self, title, message)
+
+    # -- export, help, misc ------------------------------------------------------------------------
+    def _has_image(self) -> bool:
+        getter = getattr(self.viewer, "image", None)
+        return callable(getter) and getter() is not None
+
+    def _update_enabled(self, *_args) -> None:
+        has = self._has_image()
+        for action in (getattr(self, "export_action", None), getattr(self, "export_plain_action", None)):
+            if action is not None:
+                action.setEnabled(has)
+
+    def export_png_dialog(self, with_overlays: bool) -> None:
+        if not self._has_image():
+            return
+        stem = Path(self.loader.current_path or "image").stem
+        suffix = "" if with_overlays else "_plain"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export as PNG", str(Path(self._start_dir()) / f"{stem}{suffix}.png"), "PNG images (*.png)"
+        )
+        if not path:
+            return
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        try:
+            self.viewer.export_png(path, with_overlays=with_overlays)
+        except CxrError as exc:
+            self.notify("Export failed", str(exc))
+            return
+        except OSError as exc:
+            self.notify("Export failed", f"Could not write {Path(path).name}: {exc.strerror or exc}")
+            return
+        self.statusBar().showMessage(f"Exported {Path(path).name}", 5000)
+
+    def shortcut_groups(self) -> list[tuple[str, list[QAction]]]:
+        return [
+            ("File", self.file_actions),
+            ("View", self.viewer_actions + self.window_actions),
+            ("Analysis", [a for a in self.analysis_menu.actions() if not a.isSeparator()]),
+            ("Help", [self.shortcuts_action, self.about_action]),
+        ]
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(self.shortcut_groups(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def _toggle_full_screen(self, on: bool) -> None:
+        self.showFullScreen() if on else self.showNormal()
+
+    def _focus_tag_search(self) -> None:
+        self.tags_dock.show()
+        self.tags.search.setFocus()
+        self.tags.search.selectAll()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.indexer.cancel()
+        self.thumbnails.clear()
+        self.settings.save_window(self)
+        self.settings.save_preferences(self.prefs)
+        super().closeEvent(event)
