@@ -198,6 +198,11 @@ def test_dicomdir_is_followed_and_broken_records_fall_back_to_scanning(study_fol
     ((source, message),) = broken.errors
     assert source == str(dicomdir) and "missing" in message and "scanned" in message
 
+    dicomdir.write_bytes(b"garbage" * 100)  # unreadable DICOMDIR: same fallback
+    garbled = build_index([dicomdir])
+    assert len(garbled) == 8
+    assert [m for _, m in garbled.errors] == ["DICOMDIR cannot be read (InvalidDicomError): the folder was scanned instead."]
+
 
 def test_real_files_index_from_headers_only(shared_data, monkeypatch):
     def no_decoding(*args, **kwargs):
@@ -256,6 +261,8 @@ def test_non_images_are_listed_as_errors_with_readable_messages(tmp_path):
     ds = write_dicom(tmp_path / "cut.dcm", rows=64, columns=64)
     data = Path(ds.filename).read_bytes()
     Path(ds.filename).write_bytes(data[: len(data) - 1000])
+    head = write_dicom(tmp_path / "head.dcm", rows=64, columns=64)
+    Path(head.filename).write_bytes(Path(head.filename).read_bytes()[:400])  # cut inside the header
     write_dicom(tmp_path / "ok.dcm", preamble=False)  # no preamble: still DICOM
 
     index = build_index([tmp_path, tmp_path / "missing.dcm"])
@@ -265,6 +272,7 @@ def test_non_images_are_listed_as_errors_with_readable_messages(tmp_path):
     assert errors[str(tmp_path / "empty.dcm")] == "empty.dcm is empty."
     assert errors[str(tmp_path / "cut.dcm")] == "cut.dcm: truncated pixel data (the file ends early)."
     assert errors[str(tmp_path / "missing.dcm")] == "missing.dcm does not exist."
+    assert errors[str(tmp_path / "head.dcm")] == "head.dcm is damaged or truncated: its header is incomplete."
     assert [e.source for e in index.instances()] == [str(tmp_path / "ok.dcm")]
 
 
@@ -347,3 +355,16 @@ def test_png_files_group_per_folder(tmp_path):
     assert [se.description for se in patient.studies[0].series] == ["a.png", "z.png"]
     entry = patient.studies[0].series[0].instances[0]
     assert entry.is_image and entry.meta.kind == "png" and (entry.meta.rows, entry.meta.columns) == (8, 12)
+
+
+def test_png_files_in_a_zip_group_per_member_folder(tmp_path):
+    buf = tmp_path / "a.png"
+    Image.fromarray(np.full((4, 4), 7, np.uint8)).save(buf)
+    archive = tmp_path / "exports.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(buf, "ward/one.png")
+        zf.write(buf, "top.png")
+    index = build_index([archive], cache_dir=tmp_path / "cache")
+    assert index.errors == []
+    studies = {s.description: [se.description for se in s.series] for s in index.patients[0].studies}
+    assert studies == {"exports.zip": ["top.png"], "ward": ["one.png"]}

@@ -18,10 +18,12 @@ import bisect
 import hashlib
 import logging
 import os
+import re
 import shutil
 import struct
 import sys
 import tempfile
+import threading
 import time
 import warnings
 import zipfile
@@ -142,6 +144,11 @@ def _parent_of(source: str) -> str:
     return os.path.dirname(source)
 
 
+def _base_name(source: str) -> str:
+    """Last component of a path or of an 'archive.zip:member' source."""
+    return re.split(r"[/\\:]", source)[-1]
+
+
 def _tree_keys(entry: InstanceEntry) -> tuple[str, str, str]:
     m = entry.meta
     if m.kind != "dicom":
@@ -159,7 +166,8 @@ class StudyIndex:
     patients by name ("(no patient)" last), studies by date, series by number, instances by
     instance number. ``errors`` lists ``(source, message)`` for files that could not be indexed;
     ``duplicates`` lists ``(source, kept source)`` for files skipped because an instance with the
-    same SOP Instance UID was already indexed."""
+    same SOP Instance UID was already indexed. Fill it with :meth:`add` (or :func:`build_index`);
+    not thread-safe: one thread fills it."""
 
     patients: list[PatientEntry] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
@@ -182,8 +190,8 @@ class StudyIndex:
         return f"uid:{uid}" if uid else f"path:{os.path.realpath(entry.path)}"
 
     def add(self, entry: InstanceEntry) -> bool:
-        """Place ``entry`` in the tree. Returns False (and changes nothing) for a duplicate SOP
-        Instance UID (or, without a UID, the same file)."""
+        """Place ``entry`` in the tree. Returns False for a duplicate SOP Instance UID (or,
+        without a UID, the same file): the tree is unchanged and the file goes to ``duplicates``."""
         ident = self._identity(entry)
         kept = self._seen.get(ident)
         if kept is not None:
@@ -202,8 +210,9 @@ class StudyIndex:
         study = self._study_map.get((pkey, skey))
         if study is None:
             desc = m.study_description
-            if m.kind != "dicom":
-                desc = os.path.basename(skey[len("folder:"):].rstrip("/\\")) or skey[len("folder:"):]
+            if m.kind != "dicom":  # the folder's own name ("ward" for "/x/ward" or "a.zip:ward")
+                folder = skey[len("folder:"):]
+                desc = _base_name(folder.rstrip("/\\")) or folder
             study = StudyEntry(skey, m.study_date, desc, m.accession_number, time=m.study_time)
             self._study_map[(pkey, skey)] = study
             bisect.insort(patient.studies, study, key=_study_order)
@@ -325,8 +334,9 @@ def _list_dicomdir(path: str) -> Iterator[ListedFile]:
 
 
 def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[ListedFile]:
-    """List every file to index: files as given, folders recursively (sorted), ZIP members, the
-    files a DICOMDIR references. Cheap: nothing but the listing is read. OS bookkeeping files
+    """List every file to index: files as given, folders recursively (sorted), ZIP members (a
+    ``.zip`` file, or an extension-less file that is a ZIP; not .docx and the like), the files a
+    DICOMDIR references. Cheap: nothing but the listing is read. OS bookkeeping files
     (.DS_Store, Thumbs.db, __MACOSX/, ._*) are left out; everything else is listed."""
     for raw in paths:
         path = os.fspath(raw)
@@ -336,7 +346,7 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[ListedFile]:
             yield ListedFile(path, path, error=f"{Path(path).name or path} does not exist.")
         elif Path(path).name.upper() == "DICOMDIR":
             yield from _list_dicomdir(path)
-        elif path.lower().endswith(".zip") or _head(path, 4) == ZIP_MAGIC:
+        elif path.lower().endswith(".zip") or (not Path(path).suffix and _head(path, 4) == ZIP_MAGIC):
             yield from _list_zip(path)
         else:
             yield ListedFile(path, path)
@@ -399,7 +409,7 @@ class _ArchiveCache:
         if dest.is_file() and dest.stat().st_size == info.file_size:
             return str(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
         with zf.open(info) as src, open(tmp, "wb") as out:
             shutil.copyfileobj(src, out, 1 << 20)
         os.replace(tmp, dest)  # atomic: a half-written file is never seen under the real name
@@ -432,12 +442,15 @@ class _HeaderView:
         self.file_meta = ds.file_meta
         encodings = ds.original_character_set
         values: dict[str, Any] = {}
+        self.short = False  # an element's value ends before its declared length
         for tag, keyword in _HEADER_KEYWORDS.items():
             raw = ds.get_item(tag)
             if raw is None:
                 continue
             try:
                 if isinstance(raw, RawDataElement):
+                    if raw.value is not None and raw.length != 0xFFFFFFFF and len(raw.value) < raw.length:
+                        self.short = True
                     vr = raw.VR if raw.VR not in (None, "UN") else dictionary_VR(tag)
                     values[keyword] = convert_value(vr, raw, encodings)
                 else:
@@ -504,14 +517,19 @@ def read_header(path: str | os.PathLike[str]) -> ImageMeta:
 
         try:
             ds = read_partial(fh, stop_when=at_pixels, force=not preamble, specific_tags=HEADER_TAGS)
-            meta = meta_from_dataset(_HeaderView(ds), path)  # type: ignore[arg-type]
+            view = _HeaderView(ds)
+            meta = meta_from_dataset(view, path)  # type: ignore[arg-type]
         except InvalidDicomError:
             raise NotAnImageError(f"{name} is not a DICOM or image file.") from None
-        except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+                struct.error) as exc:
             raise ImagingError(f"{name} is damaged and cannot be read as DICOM ({exc}).") from None
         if not preamble and not (meta.sop_class_uid or meta.study_uid or meta.rows):
             raise NotAnImageError(f"{name} is not a DICOM or image file.")
         size = os.fstat(fh.fileno()).st_size
+        # Elements skipped with seek (or read short) past the end of the file: cut short.
+        if (fh.tell() > size and "tag" not in seen) or view.short:
+            raise ImagingError(f"{name} is damaged or truncated: its header is incomplete.")
         meta.has_pixels = "tag" in seen
         meta.float_pixels = seen.get("tag") in (0x7FE00008, 0x7FE00009)
         # Positions are only meaningful in the file itself, not in an inflated (deflated) dataset.
@@ -522,8 +540,12 @@ def read_header(path: str | os.PathLike[str]) -> ImageMeta:
                 truncated = seen["pos"] + seen["length"] > size
             if truncated:
                 raise TruncatedPixelDataError(f"{name}: truncated pixel data (the file ends early).")
-    if not meta.has_pixels and meta.rows and "Image Storage" in meta.sop_class_name:
+    if not meta.has_pixels and (meta.rows or "Image Storage" in meta.sop_class_name):
         raise TruncatedPixelDataError(f"{name} has no pixel data: the file is truncated.")
+    if not meta.has_pixels and meta.sop_class_uid != MEDIA_STORAGE_DIRECTORY:
+        # A non-image object still has all four UIDs; without them the header was cut short.
+        if not (meta.sop_instance_uid and meta.study_uid and meta.series_uid):
+            raise ImagingError(f"{name} is damaged or truncated: its header is incomplete.")
     return meta
 
 
@@ -533,7 +555,7 @@ def _index_one(item: ListedFile, archives: _ArchiveCache) -> InstanceEntry:
     if meta.sop_class_uid == MEDIA_STORAGE_DIRECTORY:
         raise _Excluded
     if meta.kind != "dicom":
-        meta.series_description = meta.series_description or PurePosixPath(item.source).name
+        meta.series_description = meta.series_description or _base_name(item.source)
     return InstanceEntry(path=path, meta=meta, is_image=meta.has_pixels, source=item.source)
 
 
@@ -603,7 +625,7 @@ def _read_listed(item: ListedFile, archives: _ArchiveCache, errors: list[tuple[s
     if item.error is not None:
         errors.append((item.source, item.error))
         return None
-    name = PurePosixPath(item.source.replace("\\", "/")).name
+    name = _base_name(item.source)
     try:
         return _index_one(item, archives)
     except _Excluded:

@@ -103,17 +103,23 @@ def sniff_kind(path: str | os.PathLike[str]) -> str:
     return "unknown"
 
 
-def read_dataset(path: str | os.PathLike[str], stop_before_pixels: bool = False) -> FileDataset:
-    """Read a DICOM file, with or without its 128-byte preamble. Raises NotDicomError."""
+def read_dataset(
+    path: str | os.PathLike[str], stop_before_pixels: bool = False, defer_size: str | None = None
+) -> FileDataset:
+    """Read a DICOM file, with or without its 128-byte preamble. Raises NotDicomError.
+
+    ``defer_size`` (e.g. "64 KB") leaves large values such as pixel data unread but present.
+    """
     path = os.fspath(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+                ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, defer_size=defer_size)
             except InvalidDicomError:
                 # No preamble/"DICM": accept it only if it parses into plausible elements.
-                ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+                ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, defer_size=defer_size,
+                                     force=True)
                 if not _looks_like_dicom(ds):
                     raise NotDicomError(f"{Path(path).name} is not a DICOM file.") from None
     except NotDicomError:
@@ -459,8 +465,6 @@ def read_meta(path: str | os.PathLike[str]) -> ImageMeta:
             bits_stored=16 if mode.startswith("I") else 8, lossy=kind == "jpeg",
             lossy_reason="JPEG file" if kind == "jpeg" else "",
         )
-    ds = read_dataset(path, stop_before_pixels=True)
-    meta = meta_from_dataset(ds, path)
-    # stop_before_pixels drops pixel data: look at the raw file for its presence instead
-    meta.has_pixels = True if not is_non_image(meta) and meta.rows else meta.has_pixels
-    return meta
+    # Large values (pixel data) are skipped, not read, but their presence is known exactly.
+    ds = read_dataset(path, defer_size="64 KB")
+    return meta_from_dataset(ds, path)
