@@ -92,41 +92,87 @@ class CornerTextOverlay(QtWidgets.QWidget):
         self.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.setAttribute(QtCore.Qt.WidgetAttribute.WA_NoSystemBackground)
         self._lines: dict[str, list[str]] = {}
+        self._cache: dict[str, QtGui.QImage] = {}
         font = QtGui.QFont(self.font())
+        font.setBold(True)
         font.setPointSizeF(max(font.pointSizeF(), 9.0))
         font.setStyleHint(QtGui.QFont.StyleHint.SansSerif)
         self.setFont(font)
 
     def set_lines(self, lines: dict[str, list[str]]) -> None:
-        if lines != self._lines:
-            self._lines = lines
-            self.update()
+        """Show new text; only the corners whose text changed are repainted."""
+        if lines == self._lines:
+            return
+        changed = [k for k in set(lines) | set(self._lines) if lines.get(k) != self._lines.get(k)]
+        dirty = QtCore.QRect()
+        for corner in changed:
+            dirty = dirty.united(self._block_rect(corner))  # where the old text was
+            self._cache.pop(corner, None)
+        self._lines = lines
+        for corner in changed:
+            dirty = dirty.united(self._block_rect(corner))  # where the new text goes
+        if not dirty.isEmpty():
+            self.update(dirty.adjusted(-2, -2, 2, 2))
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        self.update()
+        super().resizeEvent(event)
+
+    def _block(self, corner: str) -> QtGui.QImage | None:
+        lines = self._lines.get(corner)
+        if not lines:
+            return None
+        if corner not in self._cache:
+            self._cache[corner] = self._render_block(lines, corner in ("tr", "br"))
+        return self._cache[corner]
+
+    def _block_rect(self, corner: str) -> QtCore.QRect:
+        img = self._block(corner)
+        if img is None:
+            return QtCore.QRect()
+        size = img.deviceIndependentSize()
+        w, h, m = self.width(), self.height(), self.MARGIN
+        x = m if corner in ("tl", "bl") else w - m - size.width()
+        y = m if corner in ("tl", "tr") else h - m - size.height()
+        return QtCore.QRectF(x, y, size.width(), size.height()).toAlignedRect()
 
     def lines(self) -> dict[str, list[str]]:
         return dict(self._lines)
+
+    def _render_block(self, lines: list[str], right_aligned: bool) -> QtGui.QImage:
+        """One corner's lines as a transparent image: light text with a dark outline (1 px, 8 ways)."""
+        fm = QtGui.QFontMetrics(self.font())
+        step, pad = fm.lineSpacing(), 2
+        width = max(fm.horizontalAdvance(t) for t in lines) + 2 * pad
+        dpr = self.devicePixelRatioF()
+        img = QtGui.QImage(
+            int(width * dpr),
+            int((len(lines) * step + 2 * pad) * dpr),
+            QtGui.QImage.Format.Format_ARGB32_Premultiplied,
+        )
+        img.setDevicePixelRatio(dpr)
+        img.fill(QtCore.Qt.GlobalColor.transparent)
+        p = QtGui.QPainter(img)
+        p.setFont(self.font())
+        shadow = QtGui.QColor(0, 0, 0, 230)
+        for i, text in enumerate(lines):
+            x = (width - pad - fm.horizontalAdvance(text)) if right_aligned else pad
+            y = pad + i * step + fm.ascent()
+            p.setPen(shadow)
+            for dx, dy in ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)):
+                p.drawText(QtCore.QPointF(x + dx, y + dy), text)
+            warn = text.startswith("LOSSY") or text == NOT_FOR_DIAGNOSIS
+            p.setPen(QtGui.QColor(255, 170, 60) if warn else QtGui.QColor(240, 240, 240))
+            p.drawText(QtCore.QPointF(x, y), text)
+        p.end()
+        return img
 
     def paintEvent(self, event: QtGui.QPaintEvent) -> None:
         if not self._lines:
             return
         p = QtGui.QPainter(self)
-        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
-        fm = QtGui.QFontMetrics(self.font())
-        step = fm.lineSpacing()
-        w, h, m = self.width(), self.height(), self.MARGIN
-        outline = QtGui.QPen(QtGui.QColor(0, 0, 0, 220), 3.0)
-        outline.setJoinStyle(QtCore.Qt.PenJoinStyle.RoundJoin)
-        fill = QtGui.QColor(240, 240, 240)
-        warn = QtGui.QColor(255, 170, 60)
-        for corner, lines in self._lines.items():
-            n = len(lines)
-            for i, text in enumerate(lines):
-                tw = fm.horizontalAdvance(text)
-                x = m if corner in ("tl", "bl") else w - m - tw
-                top = m if corner in ("tl", "tr") else h - m - n * step
-                y = top + i * step + fm.ascent()
-                path = QtGui.QPainterPath()
-                path.addText(QtCore.QPointF(x, y), self.font(), text)
-                p.strokePath(path, outline)
-                color = warn if text.startswith("LOSSY") or text == NOT_FOR_DIAGNOSIS else fill
-                p.fillPath(path, color)
+        for corner in self._lines:
+            img = self._block(corner)
+            if img is not None:
+                p.drawImage(self._block_rect(corner).topLeft(), img)
         p.end()

@@ -28,7 +28,7 @@ def to_qimage(pixels: np.ndarray) -> QtGui.QImage:
 
 class Magnifier(QtWidgets.QWidget):
     DIAMETER = 220
-    FACTOR = 2.0  # relative to the current zoom, at least 1 screen pixel per image pixel... times 2
+    FACTOR = 2.0  # loupe scale relative to the current zoom (at least 2 screen pixels per image pixel)
 
     def __init__(self, parent: QtWidgets.QWidget):
         super().__init__(parent)

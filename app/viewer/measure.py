@@ -32,11 +32,10 @@ class Measurement:
 
 
 def _fmt(value: float) -> str:
-    if not math.isfinite(value):
-        return str(value)
-    if abs(value) >= 1000 or value == int(value):
-        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.1f}"
-    return f"{value:.3g}" if abs(value) < 1 else f"{value:.1f}"
+    """One decimal for ordinary values; three significant digits below 1 (float images)."""
+    if not math.isfinite(value) or value == 0 or abs(value) >= 1:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
 
 
 def distance(points: list[Point], spacing: PixelSpacing | None) -> tuple[str, dict[str, float]]:
@@ -64,7 +63,9 @@ def angle(points: list[Point], spacing: PixelSpacing | None) -> tuple[str, dict[
     return f"{deg:.1f}°", {"deg": deg}
 
 
-def region_mask(kind: str, points: list[Point], shape: tuple[int, int]) -> tuple[tuple[int, int, int, int], np.ndarray]:
+def region_mask(
+    kind: str, points: list[Point], shape: tuple[int, int]
+) -> tuple[tuple[int, int, int, int], np.ndarray]:
     """Pixels whose centres lie inside the rectangle/ellipse: ((y0, y1, x0, x1), boolean mask)."""
     (xa, ya), (xb, yb) = points[:2]
     left, right, top, bottom = min(xa, xb), max(xa, xb), min(ya, yb), max(ya, yb)
@@ -85,7 +86,12 @@ def region_mask(kind: str, points: list[Point], shape: tuple[int, int]) -> tuple
 
 
 def roi_stats(
-    kind: str, points: list[Point], shape: tuple[int, int], read: RegionReader, spacing: PixelSpacing | None, unit: str = ""
+    kind: str,
+    points: list[Point],
+    shape: tuple[int, int],
+    read: RegionReader,
+    spacing: PixelSpacing | None,
+    unit: str = "",
 ) -> tuple[str, dict[str, float]]:
     """Mean/SD of the modality values inside the ROI and its area (geometric, mm² or px²)."""
     (xa, ya), (xb, yb) = points[:2]
@@ -104,7 +110,9 @@ def roi_stats(
         area = f"{area_mm:.1f} mm² ({spacing.source})"
     else:
         area = f"{area_px:.0f} px²"
-    text = f"mean {_fmt(mean)}{suffix}  SD {_fmt(sd)}{suffix}\narea {area}" if n else f"no pixels\narea {area}"
+    text = (
+        f"mean {_fmt(mean)}{suffix}  SD {_fmt(sd)}{suffix}\narea {area}" if n else f"no pixels\narea {area}"
+    )
     return text, numbers
 
 

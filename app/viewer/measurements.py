@@ -92,6 +92,18 @@ class EllipseROI(pg.EllipseROI):
         _add_corner_handles(self)
 
 
+def _away_from_arms(points: list[Point]) -> tuple[float, float]:
+    """Label anchor that puts the angle's text on the far side of the vertex from its arms."""
+    (ax, ay), (bx, by), (cx, cy) = points[:3]
+    ux, uy, vx, vy = ax - bx, ay - by, cx - bx, cy - by
+    nu, nv = math.hypot(ux, uy) or 1.0, math.hypot(vx, vy) or 1.0
+    dx, dy = ux / nu + vx / nv, uy / nu + vy / nv
+    n = math.hypot(dx, dy)
+    if n < 1e-6:  # straight angle: put the text above
+        return 0.5, 1.0
+    return 0.5 + 0.5 * dx / n, 0.5 + 0.5 * dy / n
+
+
 @dataclass
 class _Item:
     m: Measurement
@@ -297,8 +309,9 @@ class MeasurementLayer(QtCore.QObject):
         item.label.setText(m.value)
         if m.kind == "distance":
             anchor = m.points[-1]
-        elif m.kind == "angle":
-            anchor = m.points[1] if len(m.points) > 1 else m.points[0]
+        elif m.kind == "angle" and len(m.points) >= 3:
+            anchor = m.points[1]
+            item.label.setAnchor(_away_from_arms(m.points))
         else:
             anchor = (max(p[0] for p in m.points[:2]), max(p[1] for p in m.points[:2]))
         item.label.setPos(*anchor)

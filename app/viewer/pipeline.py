@@ -89,7 +89,9 @@ class FramePipeline:
             return np.ascontiguousarray(display.render(probe, 0, voi, invert)[0])
         lo, hi = self.levels  # type: ignore[misc]
         mids = lo + (np.arange(self.n, dtype=np.float64) + 0.5) * ((hi - lo) / self.n)
-        unit = display.voi_to_unit(mids.astype(np.float32), voi if voi is not None else display.default_voi(self.image))
+        unit = display.voi_to_unit(
+            mids.astype(np.float32), voi if voi is not None else display.default_voi(self.image)
+        )
         if invert:
             unit = np.float32(1.0) - unit
         return (unit * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
@@ -106,12 +108,19 @@ class FramePipeline:
         return True
 
     def data(self, factor: int = 1) -> np.ndarray:
-        """The frame downsampled by ``factor`` (a power of two; 1 = full resolution), cached."""
+        """The frame reduced by an integer ``factor`` (block means; 1 = full resolution), cached.
+
+        A factor is built from its largest already-cached divisor, so powers of two cost a quarter
+        of the previous level each and other factors are computed once per frame.
+        """
         factor = max(int(factor), 1)
         if factor in self._pyramid:
             return self._pyramid[factor]
-        half = self.data(factor // 2) if factor > 1 else self._base
-        out = _halve(half)
+        source = max(d for d in self._pyramid if factor % d == 0)
+        if source == 1 and factor % 2 == 0:
+            source = 2  # build even factors through the cheap halving chain
+            self.data(2)
+        out = _reduce(self._pyramid[source], factor // source)
         self._pyramid[factor] = out
         return out
 
@@ -136,23 +145,21 @@ class FramePipeline:
         return np.asarray(display.modality_values(probe, 0), dtype=np.float64)
 
 
-def _halve(a: np.ndarray) -> np.ndarray:
-    """2x2 block mean, keeping the dtype (rounded for integers). Odd last row/column dropped."""
-    h, w = (a.shape[0] // 2) * 2, (a.shape[1] // 2) * 2
-    if h == 0 or w == 0:
+def _reduce(a: np.ndarray, f: int) -> np.ndarray:
+    """f x f block mean keeping the dtype (rounded for integers); a partial last block is dropped."""
+    h, w = a.shape[0] // f, a.shape[1] // f
+    if f == 1 or h == 0 or w == 0:
         return a
-    q = a[:h, :w]
-    if a.dtype.kind in "iu":
-        acc = q[0::2, 0::2].astype(np.uint32)
-        acc += q[1::2, 0::2]
-        acc += q[0::2, 1::2]
-        acc += q[1::2, 1::2]
-        acc += 2
-        acc >>= 2
+    q = a[: h * f, : w * f]
+    integer = a.dtype.kind in "iu"
+    acc = q[0::f, 0::f].astype(np.uint32 if integer else np.float32)
+    for dy in range(f):
+        for dx in range(f):
+            if dy or dx:
+                acc += q[dy::f, dx::f]
+    if integer:
+        acc += f * f // 2
+        acc //= f * f
         return acc.astype(a.dtype)
-    acc = q[0::2, 0::2].astype(np.float32)
-    acc += q[1::2, 0::2]
-    acc += q[0::2, 1::2]
-    acc += q[1::2, 1::2]
-    acc *= np.float32(0.25)
+    acc *= np.float32(1.0 / (f * f))
     return acc

@@ -1,0 +1,87 @@
+"""Zoom, pan range, rotation and flips of the image view (a mixin of ImageViewer).
+
+The image group's transform is: translate the image centre to the origin, then the orientation
+(rotations/flips on screen axes). The ViewBox range then sets zoom and pan.
+"""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui
+
+from ml.imaging.image import XRayImage
+
+
+class GeometryMixin:
+    _vb: pg.ViewBox
+    _group: pg.ItemGroup
+    _image: XRayImage | None
+    _orient: QtGui.QTransform
+    _fit_mode: bool
+
+    def zoom_factor(self) -> float:
+        """Screen pixels per image pixel."""
+        if self._vb.width() <= 0 or self._vb.height() <= 0:
+            return 1.0
+        r = self._vb.viewRect()
+        return self._vb.width() / r.width() if r.width() > 0 else 1.0
+
+    def mark_user_zoom(self) -> None:
+        self._fit_mode = False
+
+    def zoom_fit(self) -> None:
+        self._fit_mode = True
+        if self._image is None or self._vb.width() <= 0:
+            return
+        rows, cols = self._image.shape
+        rect = self._group.mapRectToParent(QtCore.QRectF(0, 0, cols, rows))
+        self._vb.setRange(rect=rect, padding=0.01)
+
+    def zoom_1to1(self) -> None:
+        self._set_zoom(1.0)
+        # snap so that image pixel edges fall on screen pixel edges (exact 1:1 display)
+        r = self._vb.viewRect()
+        origin = self._group.mapToParent(QtCore.QPointF(0, 0))
+        left = origin.x() + round(r.left() - origin.x())
+        top = origin.y() + round(r.top() - origin.y())
+        self._vb.setRange(rect=QtCore.QRectF(left, top, r.width(), r.height()), padding=0)
+
+    def zoom_by(self, factor: float) -> None:
+        self._set_zoom(self.zoom_factor() * float(factor))
+
+    def _set_zoom(self, zoom: float, center: QtCore.QPointF | None = None) -> None:
+        self._fit_mode = False
+        if self._vb.width() <= 0:
+            return
+        c = center if center is not None else self._vb.viewRect().center()
+        w, h = self._vb.width() / zoom, self._vb.height() / zoom
+        self._vb.setRange(rect=QtCore.QRectF(c.x() - w / 2, c.y() - h / 2, w, h), padding=0)
+
+    def rotate90(self, clockwise: bool = True) -> None:
+        self._reorient(QtGui.QTransform().rotate(90 if clockwise else -90))
+
+    def flip_horizontal(self) -> None:
+        self._reorient(QtGui.QTransform.fromScale(-1, 1))
+
+    def flip_vertical(self) -> None:
+        self._reorient(QtGui.QTransform.fromScale(1, -1))
+
+    def orientation(self) -> QtGui.QTransform:
+        """The rotation/flip applied to the image (2x2, on screen axes)."""
+        return QtGui.QTransform(self._orient)
+
+    def _reorient(self, op: QtGui.QTransform) -> None:
+        if self._image is None:
+            return
+        zoom, view_centre = self.zoom_factor(), self._vb.viewRect().center()
+        anchor = self._group.mapFromParent(view_centre)  # image point under the view centre
+        self._orient = self._orient * op
+        self._apply_group_transform()
+        if self._fit_mode:
+            self.zoom_fit()
+        else:
+            self._set_zoom(zoom, self._group.mapToParent(anchor))
+
+    def _apply_group_transform(self) -> None:
+        rows, cols = self._image.shape if self._image is not None else (0, 0)
+        self._group.setTransform(QtGui.QTransform.fromTranslate(-cols / 2.0, -rows / 2.0) * self._orient)
