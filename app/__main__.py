@@ -67,14 +67,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
+    from app.dialogs import install_exception_hook
     from app.main_window import MainWindow
     from app.settings import Settings
 
     window = MainWindow(Settings(args.settings) if args.settings else None)
+    previous_hook = sys.excepthook
+    install_exception_hook(window)
     window.show()
     if args.paths:
         window.open_paths(args.paths)
-    return int(app.exec())
+    try:
+        return int(app.exec())
+    finally:
+        sys.excepthook = previous_hook
 
 
 if __name__ == "__main__":

@@ -41,6 +41,36 @@ def show_message(
     return box
 
 
+def install_exception_hook(parent: QWidget | None) -> None:
+    """Unexpected errors on the GUI thread (in a slot, an event handler): log the traceback and
+    say "Something went wrong" in a non-blocking box; the application keeps running."""
+    import logging
+    import sys
+
+    log = logging.getLogger("app")
+    busy = False
+
+    def hook(exc_type, exc, tb) -> None:
+        nonlocal busy
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        log.error("unexpected error", exc_info=(exc_type, exc, tb))
+        if busy:
+            return
+        busy = True
+        try:
+            show_message(parent, "CXR Studio", "Something went wrong.",
+                         f"An unexpected {exc_type.__name__} happened; the details are in the log. "
+                         "The application keeps running.", QMessageBox.Icon.Critical)
+        except Exception:  # noqa: BLE001 - a broken hook must not hide the original error
+            pass
+        finally:
+            busy = False
+
+    sys.excepthook = hook
+
+
 def format_problems(problems: Sequence[tuple[str, str]], limit: int = 12) -> str:
     """One line per file and why; long lists are cut with a count."""
     lines = [f"• {message}" for _path, message in problems[:limit]]
@@ -64,7 +94,7 @@ class ShortcutsDialog(QDialog):
     def __init__(self, groups: Iterable[tuple[str, Iterable[QAction]]], parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        self.resize(520, 560)
+        self.resize(640, 600)
         self.filter = QLineEdit(placeholderText="Search shortcuts…")
         self.filter.setClearButtonEnabled(True)
         self.tree = QTreeWidget()

@@ -34,6 +34,34 @@ from ml.imaging.index import InstanceEntry, StudyIndex
 
 log = logging.getLogger(__name__)
 
+# View menu sections, by the viewer actions' object names (prefix match); the rest go at the end.
+VIEW_SECTIONS = (
+    ("&Tools", ("viewer_tool_",)),
+    ("&Window / level", ("viewer_preset_", "viewer_auto_window", "viewer_invert", "viewer_reset")),
+    ("&Zoom and orientation", ("viewer_zoom", "viewer_rotate", "viewer_flip", "viewer_magnifier")),
+    ("&Frames and cine", ("viewer_next_frame", "viewer_previous_frame", "viewer_first_frame",
+                          "viewer_last_frame", "viewer_cine")),
+    ("&Measurements", ("viewer_delete_measurement", "viewer_clear_measurements")),
+)
+
+
+def group_viewer_actions(actions: list[QAction]) -> list[tuple[str, list[QAction]]]:
+    """(section title, actions) in VIEW_SECTIONS order; unknown actions in a last "More" section."""
+    groups: list[tuple[str, list[QAction]]] = [(title, []) for title, _ in VIEW_SECTIONS]
+    rest: list[QAction] = []
+    for action in actions:
+        name = action.objectName()
+        for i, (_title, prefixes) in enumerate(VIEW_SECTIONS):
+            if name.startswith(prefixes):
+                groups[i][1].append(action)
+                break
+        else:
+            rest.append(action)
+    if rest:
+        groups.append(("&More", rest))
+    return [(title, acts) for title, acts in groups if acts]
+
+
 IMAGE_FILTER = "Images (*.dcm *.dicom *.DCM *.png *.jpg *.jpeg *.PNG *.JPG *.JPEG DICOMDIR);;All files (*)"
 
 
@@ -58,12 +86,16 @@ class MainWindow(QMainWindow):
         self.tags = TagPanel()
         self.browser_dock = self.add_dock(self.browser, Qt.DockWidgetArea.LeftDockWidgetArea, "Studies")
         self.tags_dock = self.add_dock(self.tags, Qt.DockWidgetArea.RightDockWidgetArea, "Tags")
-        self.resizeDocks([self.browser_dock, self.tags_dock], [300, 380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.browser_dock, self.tags_dock], [290, 440], Qt.Orientation.Horizontal)
         self.last_notice: QMessageBox | None = None
         self._auto_show: set[int] = set()  # index requests whose first image is still to be shown
+        self._requests: dict[int, list[str]] = {}  # index request id -> the paths asked for
         self._build_status_bar()
         self._build_menus()
         self._connect()
+        from app.analysis import install as install_analysis
+
+        install_analysis(self)
         self.resize(1500, 950)
         self.settings.restore_window(self)
 
@@ -117,10 +149,13 @@ class MainWindow(QMainWindow):
         self.open_zip_action = self._action("Open &ZIP…", self.open_zip_dialog, "Ctrl+Alt+O")
         self.recent_menu = QMenu("Open &recent", self)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        self.export_action = self._action("&Export view as PNG…", lambda: self.export_png_dialog(True), "Ctrl+E")
-        self.export_plain_action = self._action(
-            "Export image as PNG (&without overlays)…", lambda: self.export_png_dialog(False), "Ctrl+Shift+E"
+        self.export_action = self._action(
+            "&Export view as PNG (with overlays)…", lambda: self.export_png_dialog(True), "Ctrl+E"
         )
+        self.export_plain_action = self._action(
+            "Export view as PNG (&without overlays)…", lambda: self.export_png_dialog(False), "Ctrl+Shift+E"
+        )
+        self.close_all_action = self._action("&Close all studies", self.close_all, QKeySequence.StandardKey.Close)
         self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.file_actions = [self.open_files_action, self.open_folder_action, self.open_zip_action]
         file_menu.addActions(self.file_actions)
@@ -128,14 +163,14 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addActions([self.export_action, self.export_plain_action])
         file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        self.file_actions += [self.export_action, self.export_plain_action, self.quit_action]
+        file_menu.addActions([self.close_all_action, self.quit_action])
+        self.file_actions += [self.export_action, self.export_plain_action, self.close_all_action, self.quit_action]
 
         view_menu = bar.addMenu("&View")
-        self.viewer_actions: list[QAction] = list(self.viewer.actions()) if hasattr(self.viewer, "actions") else []
-        for action in self.viewer_actions:
-            if action.isSeparator() or action.text():
-                view_menu.addAction(action)
+        self.viewer_actions = [a for a in self.viewer.actions() if not a.isSeparator() and a.text()]
+        self.viewer_groups = group_viewer_actions(self.viewer_actions)
+        for title, actions in self.viewer_groups:
+            view_menu.addMenu(title).addActions(actions)
         view_menu.addSeparator()
         self.panels_menu = view_menu.addMenu("&Panels")
         for dock in (self.browser_dock, self.tags_dock):
@@ -159,13 +194,14 @@ class MainWindow(QMainWindow):
         self.indexer.batch.connect(self._on_batch)
         self.indexer.progress.connect(self._on_progress)
         self.indexer.finished.connect(self._on_indexed)
-        self.indexer.failed.connect(lambda _rid, message: self.notify("Could not open", message))
-        self.indexer.cancelled.connect(lambda _rid: self.statusBar().showMessage("Opening cancelled.", 5000))
+        self.indexer.failed.connect(self._on_index_failed)
+        self.indexer.cancelled.connect(self._on_index_cancelled)
         self.indexer.busyChanged.connect(self._set_busy)
         self.browser.instanceSelected.connect(self.show_instance)
+        self.browser.tree.itemActivated.connect(lambda *_: self.viewer.setFocus())
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_load_failed)
-        self.loader.headerLoaded.connect(lambda path, ds: self.tags.set_dataset(ds, Path(path).name))
+        self.loader.headerLoaded.connect(self._on_header)
         for name, slot in (("cursorInfo", self.cursor_label.setText), ("imageChanged", self._update_enabled)):
             signal = getattr(self.viewer, name, None)
             if signal is not None:
@@ -177,14 +213,28 @@ class MainWindow(QMainWindow):
         clean = [os.path.abspath(os.fspath(p)) for p in paths if os.fspath(p)]
         if not clean:
             return None
-        self.settings.add_recent(clean)
         self.prefs.last_directory = os.path.dirname(clean[0]) if os.path.isfile(clean[0]) else clean[0]
         rid = self.indexer.open(clean)
+        self._requests[rid] = clean
         if self.prefs.show_first_image:
             self._auto_show.add(rid)
         names = ", ".join(Path(p).name for p in clean[:3]) + ("…" if len(clean) > 3 else "")
         self.statusBar().showMessage(f"Opening {names}", 4000)
         return rid
+
+    def close_all(self) -> None:
+        """Forget every open study: browser, image, tags and the measurements kept per image."""
+        self.indexer.cancel()
+        self._auto_show.clear()
+        self.browser.clear()
+        self.loader.forget()
+        self.viewer.clear()
+        forget = getattr(self.viewer, "forget_measurements", None)
+        if callable(forget):
+            forget()
+        self.tags.clear()
+        self.setWindowTitle("CXR Studio")
+        self._update_enabled()
 
     def _start_dir(self) -> str:
         return self.prefs.last_directory if os.path.isdir(self.prefs.last_directory) else str(Path.home())
@@ -241,6 +291,7 @@ class MainWindow(QMainWindow):
             first = next((e for e in entries if e.is_image), None)
             if first is not None and self.browser.select_path(first.path):
                 self._auto_show.discard(rid)
+                self.viewer.setFocus()  # the viewer's keys (W, L, M, B, ...) work at once
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
         self.progress.setRange(0, max(total, 0))
@@ -248,17 +299,39 @@ class MainWindow(QMainWindow):
         self.progress.setFormat(f"{message} %v/%m" if total else message)
 
     def _on_indexed(self, rid: int, index: StudyIndex) -> None:
-        self.browser.add_instances(list(index.instances()))
+        entries = list(index.instances())
+        self._remember(self._requests.pop(rid, []), entries)
+        self.browser.add_instances(entries)
         self.browser.add_errors(index.errors)
-        if rid in self._auto_show:  # nothing to show automatically: say so when nothing at all came
+        if rid in self._auto_show:  # no image came in a batch: show the first file there is
             self._auto_show.discard(rid)
-            if len(index) and self.browser.current_entry() is None:
-                self.browser.select_path(next(index.instances()).path)
+            first = next((e for e in entries if e.is_image), entries[0] if entries else None)
+            if first is not None:
+                self.browser.select_path(first.path)
         n = len(index)
+        current = self.statusBar().currentMessage()
+        if not current or current.startswith("Opening"):  # never hide a more useful message
+            self.statusBar().showMessage(f"Opened {n} file{'s' * (n != 1)}.", 5000)
         if index.errors:
-            what = f"{len(index.errors)} file{'s' * (len(index.errors) != 1)} could not be opened"
-            self.notify(what[0].upper() + what[1:], format_problems(index.errors))
-        self.statusBar().showMessage(f"Opened {n} file{'s' * (n != 1)}.", 5000)
+            count = len(index.errors)
+            self.notify(f"{count} file{'s' * (count != 1)} could not be opened", format_problems(index.errors))
+
+    def _on_index_failed(self, rid: int, message: str) -> None:
+        self._requests.pop(rid, None)
+        self._auto_show.discard(rid)
+        self.notify("Could not open", message)
+
+    def _on_index_cancelled(self, rid: int) -> None:
+        self._requests.pop(rid, None)
+        self._auto_show.discard(rid)
+        self.statusBar().showMessage("Opening cancelled: the files found so far stay listed.", 8000)
+
+    def _remember(self, paths: list[str], entries: list[InstanceEntry]) -> None:
+        """Recent files: the opened paths that gave at least one file (not a stray text file)."""
+        sources = [e.source for e in entries]
+        useful = [p for p in paths if any(s == p or s.startswith((p + os.sep, p + ":")) for s in sources)]
+        if useful:
+            self.settings.add_recent(useful)
 
     def _set_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
@@ -274,7 +347,12 @@ class MainWindow(QMainWindow):
         if not entry.is_image:
             why = f"{name} is a {entry.meta.sop_class_name or 'non-image DICOM object'}: it has no image to show."
             self.loader.load_header_only(entry.path)
-            self.statusBar().showMessage(why, 10000)
+            clear = getattr(self.viewer, "clear", None)
+            if callable(clear):
+                clear()
+            self.tags.clear(why)
+            self.setWindowTitle(f"{name} — CXR Studio")
+            self.statusBar().showMessage(why, 15000)
             return
         self.statusBar().showMessage(f"Opening {name}…")
         self.loader.load(entry.path)
@@ -286,21 +364,25 @@ class MainWindow(QMainWindow):
         self.statusBar().clearMessage()
         self._update_enabled()
 
+    def _on_header(self, path: str, dataset) -> None:
+        caption = self.tags.summary.text()
+        self.tags.set_dataset(dataset, Path(path).name)
+        self.tags.summary.setText(f"{caption} · {self.tags.summary.text()}")
+
     def _on_load_failed(self, path: str, message: str) -> None:
         self.tags.clear(f"{Path(path).name}: could not be decoded")
         self.notify("Could not show the image", message)
 
-    def notify(self, title: str, message: str, quiet: bool = False) -> None:
-        """Status bar line plus (unless ``quiet``) a non-blocking message box."""
-        self.statusBar().showMessage(message.splitlines()[0].lstrip("• "), 15000)
-        if quiet:
-            return
+    def notify(self, headline: str, details: str = "") -> None:
+        """A status bar line and a non-blocking message box: the headline, then the details."""
+        first = details.splitlines()[0].lstrip("• ") if details else ""
+        self.statusBar().showMessage(f"{headline}: {first}" if first else headline, 15000)
         if self.last_notice is not None:
             try:
                 self.last_notice.close()
             except RuntimeError:  # already deleted by Qt
                 pass
-        self.last_notice = show_message(self, title, message)
+        self.last_notice = show_message(self, "CXR Studio", headline, details)
 
     # -- export, help, misc ------------------------------------------------------------------------
     def _has_image(self) -> bool:
@@ -323,22 +405,29 @@ class MainWindow(QMainWindow):
         )
         if not path:
             return
+        self.export_png(path, with_overlays)
+
+    def export_png(self, path: str, with_overlays: bool = True) -> bool:
+        """Write the current view to ``path`` (".png" added when missing); False on failure."""
         if not path.lower().endswith(".png"):
             path += ".png"
         try:
             self.viewer.export_png(path, with_overlays=with_overlays)
         except CxrError as exc:
             self.notify("Export failed", str(exc))
-            return
+            return False
         except OSError as exc:
             self.notify("Export failed", f"Could not write {Path(path).name}: {exc.strerror or exc}")
-            return
+            return False
+        self.prefs.last_directory = os.path.dirname(path)
         self.statusBar().showMessage(f"Exported {Path(path).name}", 5000)
+        return True
 
     def shortcut_groups(self) -> list[tuple[str, list[QAction]]]:
         return [
             ("File", self.file_actions),
-            ("View", self.viewer_actions + self.window_actions),
+            *[(f"View › {title.replace('&', '')}", actions) for title, actions in self.viewer_groups],
+            ("View › Window", self.window_actions),
             ("Analysis", [a for a in self.analysis_menu.actions() if not a.isSeparator()]),
             ("Help", [self.shortcuts_action, self.about_action]),
         ]

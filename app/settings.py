@@ -21,11 +21,9 @@ MAX_RECENT = 10
 class Preferences:
     """User preferences; every field is stored under ``preferences/<name>``."""
 
-    cine_fps: int = 10
     thumbnail_size: int = 96
     show_first_image: bool = True  # show the first image of every opened set automatically
-    export_with_overlays: bool = True
-    last_directory: str = ""
+    last_directory: str = ""  # where the open dialogs start
 
 
 def _to_bool(value: object) -> bool:

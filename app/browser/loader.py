@@ -46,6 +46,13 @@ class ImageLoader(QObject):
         self.started.emit(path)
         job.start(priority=1)
 
+    def forget(self) -> None:
+        """No current image any more (results still running are dropped)."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        self._path = None
+
     def load_header_only(self, path: str) -> None:
         """Make ``path`` current without decoding pixels (a non-image object): header only."""
         if self._job is not None:

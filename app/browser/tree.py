@@ -46,7 +46,7 @@ def patient_text(p: PatientEntry) -> str:
     parts = [p.name or p.patient_id or "(no name)"]
     if p.patient_id and p.patient_id != p.name:
         parts.append(p.patient_id)
-    details = " ".join(x for x in (p.sex, _date(p.birth_date)) if x)
+    details = ", ".join(x for x in (p.sex, f"born {_date(p.birth_date)}" if p.birth_date else "") if x)
     return "  ·  ".join(parts) + (f"   ({details})" if details else "")
 
 

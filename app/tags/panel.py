@@ -28,6 +28,7 @@ class TagPanel(QWidget):
         self.search = QLineEdit(placeholderText="Search keyword, tag or value…")
         self.search.setObjectName("tagSearch")
         self.search.setClearButtonEnabled(True)
+        self.search.setAcceptDrops(False)  # dropped files go to the window, never into the search text
         self.summary = QLabel("No image selected")
         self.summary.setObjectName("panelCaption")
         self.tree = QTreeWidget()
@@ -39,9 +40,12 @@ class TagPanel(QWidget):
         self.tree.setSelectionBehavior(QTreeWidget.SelectionBehavior.SelectRows)
         header = self.tree.header()
         header.setStretchLastSection(True)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setMinimumSectionSize(28)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
-        header.resizeSection(1, 170)
+        width = self.tree.fontMetrics().horizontalAdvance("(0000,0000)") + 28
+        header.resizeSection(0, width)
+        header.resizeSection(1, 150)
+        self.tree.setIndentation(12)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(4)

@@ -117,7 +117,7 @@ class FramePipeline:
         if factor in self._pyramid:
             return self._pyramid[factor]
         source = max(d for d in self._pyramid if factor % d == 0)
-        if source == 1 and factor % 2 == 0:
+        if source == 1 and factor % 2 == 0 and factor != 2:
             source = 2  # build even factors through the cheap halving chain
             self.data(2)
         out = _reduce(self._pyramid[source], factor // source)

@@ -1,0 +1,265 @@
+"""The heatmap layer over the viewer's image, and its controls.
+
+:class:`HeatmapLayer` is one pyqtgraph ``ImageItem`` (row-major, in image pixel coordinates) added to
+the viewer with ``add_overlay_layer``, so it follows the image through zoom, pan, rotation and flip.
+The heatmap values (``ml.explain.Heatmap.values``: rows x cols of the *source* image, in [0, 1]) are
+coloured with a colour map; values below the threshold are transparent; opacity is the item's.
+:func:`colour_heatmap` does the colouring for the layer and for the report alike.
+
+:class:`HeatmapControls` is the form: method (Grad-CAM, occlusion with window and stride), target
+label, colour map, opacity, threshold, show/hide, and the Explain button.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QWidget,
+)
+
+COLOUR_MAPS = ("inferno", "turbo", "viridis", "plasma", "magma")
+METHODS = (("gradcam", "Grad-CAM"), ("occlusion", "Occlusion"))
+TOP_LABEL = ""  # target choice meaning "the model's top label"
+
+
+@lru_cache(maxsize=16)
+def lookup_table(name: str) -> np.ndarray:
+    """256 x 4 uint8 RGBA colours of a pyqtgraph colour map."""
+    return np.ascontiguousarray(
+        pg.colormap.get(name).getLookupTable(0.0, 1.0, 256, alpha=True), dtype=np.uint8
+    )
+
+
+def colour_heatmap(values: np.ndarray, colour_map: str = "inferno", threshold: float = 0.0) -> np.ndarray:
+    """rows x cols x 4 uint8 RGBA: ``values`` in [0, 1] coloured; below ``threshold`` transparent."""
+    v = np.nan_to_num(np.asarray(values, dtype=np.float32))
+    index = np.clip(np.rint(v * 255.0), 0, 255).astype(np.uint8)
+    rgba = lookup_table(colour_map)[index]
+    if threshold > 0:
+        rgba[..., 3] = np.where(v >= threshold, 255, 0).astype(np.uint8)
+    return rgba
+
+
+def blend(rgb: np.ndarray, rgba: np.ndarray, opacity: float) -> np.ndarray:
+    """Alpha-blend an RGBA overlay (same rows x cols) onto an 8-bit RGB image."""
+    alpha = (rgba[..., 3:4].astype(np.float32) / 255.0) * float(opacity)
+    out = rgb.astype(np.float32) * (1.0 - alpha) + rgba[..., :3].astype(np.float32) * alpha
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class HeatmapStyle:
+    colour_map: str = "inferno"
+    opacity: float = 0.45
+    threshold: float = 0.2
+    visible: bool = True
+
+
+class HeatmapLayer:
+    """The heatmap overlay in the viewer (one ``ImageItem`` that follows the image's geometry)."""
+
+    NAME = "Heatmap"
+
+    def __init__(self, viewer: Any, style: HeatmapStyle | None = None) -> None:
+        self.viewer = viewer
+        self.style = style or HeatmapStyle()
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.item.setObjectName("heatmapItem")
+        self.item.setZValue(50)
+        self.item.setVisible(False)
+        self.heatmap: Any = None  # ml.explain.Heatmap currently shown
+        self._added = False
+
+    def _ensure_added(self) -> None:
+        if not self._added:
+            self.viewer.add_overlay_layer(self.item, self.NAME)
+            self._added = True
+
+    def set_heatmap(self, heatmap: Any) -> None:
+        """Show ``heatmap`` (its values are on the source image's pixel grid)."""
+        self.heatmap = heatmap
+        self._ensure_added()
+        self._redraw()
+
+    def clear(self) -> None:
+        self.heatmap = None
+        self.item.clear()
+        self.item.setVisible(False)
+
+    def set_style(self, style: HeatmapStyle) -> None:
+        recolour = (style.colour_map, style.threshold) != (self.style.colour_map, self.style.threshold)
+        self.style = style
+        if recolour:
+            self._redraw()
+        else:
+            self.item.setOpacity(style.opacity)
+            self.item.setVisible(style.visible and self.heatmap is not None)
+
+    def _redraw(self) -> None:
+        if self.heatmap is None:
+            self.item.setVisible(False)
+            return
+        rgba = colour_heatmap(self.heatmap.values, self.style.colour_map, self.style.threshold)
+        self.item.setImage(rgba, autoLevels=False, levels=(0, 255))
+        self.item.setRect(0, 0, rgba.shape[1], rgba.shape[0])  # one heatmap value per image pixel
+        self.item.setOpacity(self.style.opacity)
+        self.item.setVisible(self.style.visible)
+
+    @property
+    def shape(self) -> tuple[int, int] | None:
+        """rows x cols of the heatmap shown (None when none is)."""
+        return None if self.heatmap is None else tuple(self.heatmap.values.shape[:2])
+
+    def is_shown(self) -> bool:
+        return self.heatmap is not None and self.item.isVisible()
+
+
+def _slider(value: int) -> QSlider:
+    slider = QSlider(Qt.Orientation.Horizontal)
+    slider.setRange(0, 100)
+    slider.setValue(value)
+    slider.setSingleStep(5)
+    return slider
+
+
+class HeatmapControls(QWidget):
+    """Method, target and display settings for the heatmap; ``explainRequested`` starts a run."""
+
+    explainRequested = Signal()
+    styleChanged = Signal(object)  # HeatmapStyle
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.method = QComboBox(objectName="heatmapMethod")
+        for key, text in METHODS:
+            self.method.addItem(text, key)
+        self.window = QSpinBox(objectName="occlusionWindow", suffix=" px", minimum=1, maximum=512)
+        self.stride = QSpinBox(objectName="occlusionStride", suffix=" px", minimum=1, maximum=512)
+        self.window.setToolTip("Occlusion patch size on the model input (0 = the default for the model)")
+        self.stride.setToolTip("Step between occlusion patches on the model input")
+        self.window.setValue(32)
+        self.stride.setValue(16)
+        self.occlusion_row = QWidget()
+        row = QHBoxLayout(self.occlusion_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("window"))
+        row.addWidget(self.window)
+        row.addWidget(QLabel("stride"))
+        row.addWidget(self.stride)
+        self.target = QComboBox(objectName="heatmapTarget")
+        self.target.addItem("Top label", TOP_LABEL)
+        self.colour_map = QComboBox(objectName="heatmapColourMap")
+        self.colour_map.addItems(list(COLOUR_MAPS))
+        self.opacity = _slider(45)
+        self.opacity.setObjectName("heatmapOpacity")
+        self.threshold = _slider(20)
+        self.threshold.setObjectName("heatmapThreshold")
+        self.threshold.setToolTip("Hide heatmap values below this fraction of the maximum")
+        self.opacity_label = QLabel()
+        self.threshold_label = QLabel()
+        self.show_box = QCheckBox("Show heatmap", objectName="heatmapVisible")
+        self.show_box.setChecked(True)
+        self.explain_button = QPushButton("Explain", objectName="explainButton")
+        self.explain_button.setToolTip("Compute a heatmap of where the model looked on the current image")
+
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Method", self.method)
+        form.addRow("", self.occlusion_row)
+        form.addRow("Target", self.target)
+        form.addRow("Colours", self.colour_map)
+        form.addRow(self.opacity_label, self.opacity)
+        form.addRow(self.threshold_label, self.threshold)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.show_box)
+        buttons.addStretch(1)
+        buttons.addWidget(self.explain_button)
+        form.addRow(buttons)
+
+        self.method.currentIndexChanged.connect(self._method_changed)
+        self.explain_button.clicked.connect(self.explainRequested)
+        for signal in (
+            self.colour_map.currentIndexChanged,
+            self.opacity.valueChanged,
+            self.threshold.valueChanged,
+            self.show_box.toggled,
+        ):
+            signal.connect(self._emit_style)
+        self._method_changed()
+        self._update_labels()
+
+    # -- state -------------------------------------------------------------------------------------
+    def set_labels(self, labels: list[str]) -> None:
+        current = self.target_label()
+        self.target.blockSignals(True)
+        self.target.clear()
+        self.target.addItem("Top label", TOP_LABEL)
+        for label in labels:
+            self.target.addItem(label, label)
+        i = self.target.findData(current)
+        self.target.setCurrentIndex(max(0, i))
+        self.target.blockSignals(False)
+
+    def set_defaults_for_input(self, input_size: int) -> None:
+        """Occlusion defaults: 32 px window, 16 px stride at 224 px, scaled with the model input."""
+        self.window.setMaximum(input_size)
+        self.stride.setMaximum(input_size)
+        self.window.setValue(max(1, round(32 * input_size / 224)))
+        self.stride.setValue(max(1, round(16 * input_size / 224)))
+
+    def method_key(self) -> str:
+        return str(self.method.currentData())
+
+    def target_label(self) -> str | None:
+        """The chosen label, or None for the model's top label."""
+        value = self.target.currentData()
+        return value or None
+
+    def options(self) -> dict[str, int]:
+        if self.method_key() == "occlusion":
+            return {"window": self.window.value(), "stride": min(self.stride.value(), self.window.value())}
+        return {}
+
+    def style(self) -> HeatmapStyle:
+        return HeatmapStyle(
+            colour_map=self.colour_map.currentText(),
+            opacity=self.opacity.value() / 100.0,
+            threshold=self.threshold.value() / 100.0,
+            visible=self.show_box.isChecked(),
+        )
+
+    def _method_changed(self, *_args: Any) -> None:
+        self.occlusion_row.setVisible(self.method_key() == "occlusion")
+
+    def _update_labels(self) -> None:
+        self.opacity_label.setText(f"Opacity {self.opacity.value()}%")
+        self.threshold_label.setText(f"Hide below {self.threshold.value()}%")
+
+    def _emit_style(self, *_args: Any) -> None:
+        self._update_labels()
+        self.styleChanged.emit(self.style())
+
+
+__all__ = [
+    "COLOUR_MAPS",
+    "HeatmapControls",
+    "HeatmapLayer",
+    "HeatmapStyle",
+    "blend",
+    "colour_heatmap",
+    "lookup_table",
+]

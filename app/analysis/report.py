@@ -1,0 +1,324 @@
+"""Report export: one page (PDF through Qt's own ``QPdfWriter``, or PNG) and batch results as CSV.
+
+The page holds the image with its heatmap, the probabilities (bars and threshold ticks), the model
+name and version, the date, and the disclaimer "Not for diagnostic use". The same
+:func:`paint_report` draws on the PDF writer and on the PNG's ``QImage``. No patient name or ID is
+printed (reports get shared); the file name is. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QMarginsF, QRectF, Qt
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QImage,
+    QPageLayout,
+    QPageSize,
+    QPaintDevice,
+    QPainter,
+    QPdfWriter,
+    QPen,
+)
+
+from app.analysis.heatmap import HeatmapStyle, blend, colour_heatmap
+from app.analysis.results import BAR_COLOUR, POSITIVE_COLOUR, ResultRow, percent, rows_of
+from ml.errors import CxrError
+from ml.fileio import atomic_path
+from ml.imaging.display import render
+from ml.imaging.image import XRayImage
+
+DISCLAIMER = "Not for diagnostic use"
+PNG_SIZE = (1240, 1754)  # A4 at 150 dpi
+PDF_DPI = 150
+METHOD_NAMES = {"gradcam": "Grad-CAM", "occlusion": "Occlusion"}
+
+
+@dataclass
+class ReportData:
+    """Everything one report page shows."""
+
+    image_rgb: np.ndarray  # rows x cols x 3 uint8: the image with its heatmap
+    rows: list[ResultRow]
+    model_name: str
+    model_version: str
+    source_name: str = ""
+    frame: int = 0
+    task: str = "multiclass"
+    device: str = ""
+    heatmap_text: str = ""  # e.g. "Grad-CAM for Pneumonia"
+    date: str = field(default_factory=lambda: dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
+    disclaimer: str = DISCLAIMER
+    notes: list[str] = field(default_factory=list)
+
+
+def compose_image(
+    image: XRayImage,
+    frame: int = 0,
+    heatmap: Any = None,
+    style: HeatmapStyle | None = None,
+    voi: Any = None,
+    invert: bool | None = None,
+) -> np.ndarray:
+    """The frame as 8-bit RGB (the viewer's window and inversion when given) with the heatmap blended in."""
+    pixels = render(image, frame, voi, invert)
+    rgb = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels[..., :3]
+    style = style or HeatmapStyle()
+    if heatmap is not None and style.visible and tuple(heatmap.values.shape[:2]) == tuple(rgb.shape[:2]):
+        rgb = blend(rgb, colour_heatmap(heatmap.values, style.colour_map, style.threshold), style.opacity)
+    return np.ascontiguousarray(rgb)
+
+
+def build_report(
+    prediction: Any,
+    image: XRayImage,
+    frame: int,
+    heatmap: Any,
+    style: HeatmapStyle,
+    voi: Any,
+    invert: bool | None,
+    model_version: str,
+    device: str = "",
+) -> ReportData:
+    """A :class:`ReportData` for one prediction on ``image``/``frame`` with the heatmap as displayed."""
+    rgb = compose_image(image, frame, heatmap, style, voi, invert)
+    heatmap_text = ""
+    if heatmap is not None and style.visible:
+        heatmap_text = f"{METHOD_NAMES.get(heatmap.method, heatmap.method)} for {heatmap.target_label}"
+        if not heatmap.complete:
+            heatmap_text += f" (partial, {heatmap.fraction_done:.0%})"
+    return ReportData(
+        image_rgb=rgb, rows=rows_of(prediction), model_name=prediction.model_name, model_version=model_version,
+        source_name=Path(prediction.path).name, frame=prediction.frame, task=prediction.task, device=device,
+        heatmap_text=heatmap_text, disclaimer=DISCLAIMER, notes=list(prediction.messages),
+    )  # fmt: skip
+
+
+def to_qimage(rgb: np.ndarray) -> QImage:
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+# ---------------------------------------------------------------------------- painting
+
+
+def _font(device_height: float, points: float, bold: bool = False) -> QFont:
+    font = QFont("Sans Serif")
+    font.setPixelSize(max(6, int(device_height * points / 842.0)))  # points on an A4-high page
+    font.setBold(bold)
+    return font
+
+
+def paint_report(painter: QPainter, width: float, height: float, data: ReportData) -> None:
+    """Draw the report page on ``painter`` (a ``width`` x ``height`` device, white background)."""
+    unit = height / 842.0  # one A4 point in device units
+    margin = 36 * unit
+    x0, x1 = margin, width - margin
+    y = margin
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+
+    def text(
+        line: str, points: float, bold: bool = False, colour: QColor | None = None, gap: float = 4
+    ) -> None:
+        nonlocal y
+        font = _font(height, points, bold)
+        painter.setFont(font)
+        painter.setPen(colour or QColor(20, 20, 20))
+        line_h = points * 1.35 * unit
+        painter.drawText(
+            QRectF(x0, y, x1 - x0, line_h), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, line
+        )
+        y += line_h + gap * unit
+
+    text("CXR Studio — AI analysis report", 18, bold=True)
+    text(
+        f"{data.disclaimer}. A reading aid and research tool: it does not make a diagnosis.",
+        11,
+        bold=True,
+        colour=QColor(180, 30, 30),
+    )
+    text(
+        f"Model: {data.model_name}, version {data.model_version}"
+        + (f" · {data.device}" if data.device else ""),
+        10,
+    )
+    frame = f", frame {data.frame + 1}" if data.frame else ""
+    text(f"Image: {data.source_name}{frame}" if data.source_name else "Image", 10)
+    text(f"Date: {data.date}", 10, gap=10)
+
+    # image, scaled to fit the upper part of the page
+    qimage = to_qimage(data.image_rgb)
+    box_h = (height - y - margin) * 0.55
+    box_w = x1 - x0
+    scale = min(box_w / qimage.width(), box_h / qimage.height())
+    draw_w, draw_h = qimage.width() * scale, qimage.height() * scale
+    target = QRectF(x0 + (box_w - draw_w) / 2, y, draw_w, draw_h)
+    painter.drawImage(target, qimage)
+    y += draw_h + 4 * unit
+    if data.heatmap_text:
+        text(
+            f"Heatmap: {data.heatmap_text} (where the model looked; not a finding)",
+            9,
+            colour=QColor(80, 80, 80),
+        )
+    y += 6 * unit
+
+    # probabilities
+    kind = "per-label probabilities (threshold ticks)" if data.task == "multilabel" else "class probabilities"
+    text(f"Results — {kind}", 12, bold=True)
+    label_w = (x1 - x0) * 0.38
+    bar_w = (x1 - x0) * 0.45
+    row_h = min(16 * unit, (height - margin - y - 40 * unit) / max(1, len(data.rows)))
+    font = _font(height, min(10, row_h / unit / 1.5))
+    for row in data.rows:
+        font.setBold(row.positive)
+        painter.setFont(font)
+        painter.setPen(QColor(20, 20, 20))
+        painter.drawText(QRectF(x0, y, label_w, row_h), Qt.AlignmentFlag.AlignVCenter, row.label)
+        bar = QRectF(x0 + label_w, y + row_h * 0.2, bar_w, row_h * 0.6)
+        painter.setPen(QPen(QColor(170, 170, 170), max(1.0, 0.5 * unit)))
+        painter.setBrush(QColor(242, 242, 242))
+        painter.drawRect(bar)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(POSITIVE_COLOUR if row.positive else BAR_COLOUR)
+        painter.drawRect(
+            QRectF(bar.left(), bar.top(), bar.width() * max(0.0, min(1.0, row.probability)), bar.height())
+        )
+        if row.threshold is not None:
+            tx = bar.left() + bar.width() * row.threshold
+            painter.setPen(QPen(QColor(20, 20, 20), max(1.0, 1.5 * unit)))
+            painter.drawLine(int(tx), int(bar.top() - 2 * unit), int(tx), int(bar.bottom() + 2 * unit))
+        painter.setPen(QColor(20, 20, 20))
+        painter.drawText(
+            QRectF(bar.right() + 6 * unit, y, x1 - bar.right() - 6 * unit, row_h),
+            Qt.AlignmentFlag.AlignVCenter,
+            percent(row.probability) + (" +" if row.positive and data.task == "multilabel" else ""),
+        )
+        y += row_h
+    y += 8 * unit
+    for note in data.notes:
+        text(note, 9, colour=QColor(80, 80, 80), gap=2)
+    # the disclaimer again at the foot of the page
+    painter.setFont(_font(height, 9, bold=True))
+    painter.setPen(QColor(180, 30, 30))
+    painter.drawText(
+        QRectF(x0, height - margin, x1 - x0, margin * 0.6),
+        Qt.AlignmentFlag.AlignCenter,
+        f"{data.disclaimer} — CXR Studio",
+    )
+
+
+def _paint_on(device: QPaintDevice, width: float, height: float, data: ReportData) -> None:
+    painter = QPainter()
+    if not painter.begin(device):
+        raise CxrError("Could not start drawing the report.")
+    try:
+        paint_report(painter, width, height, data)
+    finally:
+        painter.end()
+
+
+def _os_error(path: Path, exc: OSError) -> CxrError:
+    return CxrError(f"Could not write {path.name}: {exc.strerror or exc}.")
+
+
+def write_pdf(path: str | os.PathLike[str], data: ReportData) -> Path:
+    """One A4 page, written with Qt's ``QPdfWriter``, atomically."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            writer = QPdfWriter(str(tmp))
+            writer.setResolution(PDF_DPI)
+            writer.setTitle(f"CXR Studio report: {data.model_name} — {data.disclaimer}")
+            writer.setCreator("CXR Studio")
+            writer.setPageLayout(
+                QPageLayout(
+                    QPageSize(QPageSize.PageSizeId.A4),
+                    QPageLayout.Orientation.Portrait,
+                    QMarginsF(0, 0, 0, 0),
+                )
+            )
+            _paint_on(writer, writer.width(), writer.height(), data)
+            del writer  # flushes and closes the file
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    return path
+
+
+def report_image(data: ReportData, size: tuple[int, int] = PNG_SIZE) -> QImage:
+    image = QImage(size[0], size[1], QImage.Format.Format_RGB32)
+    image.fill(QColor("white"))
+    _paint_on(image, size[0], size[1], data)
+    return image
+
+
+def write_png(path: str | os.PathLike[str], data: ReportData, size: tuple[int, int] = PNG_SIZE) -> Path:
+    path = Path(path)
+    image = report_image(data, size)
+    try:
+        with atomic_path(path) as tmp:
+            if not image.save(str(tmp), "PNG"):
+                raise CxrError(f"Could not write the PNG file {path.name}.")
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    return path
+
+
+# ---------------------------------------------------------------------------- CSV
+
+
+def prediction_text(prediction: Any) -> str:
+    """The ``prediction`` column: the top class (multi-class) or the positive labels joined by ';'."""
+    if prediction.task == "multilabel":
+        return ";".join(prediction.positives)
+    return prediction.top_label
+
+
+def csv_text(predictions: list[Any], labels: list[str] | None = None) -> str:
+    labels = labels or (list(predictions[0].labels) if predictions else [])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["path", "frame", *labels, "prediction"])
+    for p in predictions:
+        scores = p.scores
+        writer.writerow([p.path, p.frame, *(f"{scores[label]:.6f}" for label in labels), prediction_text(p)])
+    return out.getvalue()
+
+
+def write_csv(path: str | os.PathLike[str], predictions: list[Any], labels: list[str] | None = None) -> Path:
+    """Columns: ``path``, ``frame``, one column per label (probability), ``prediction``; atomic."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(csv_text(predictions, labels), encoding="utf-8")
+    except OSError as exc:
+        raise _os_error(path, exc) from None
+    return path
+
+
+__all__ = [
+    "DISCLAIMER",
+    "METHOD_NAMES",
+    "ReportData",
+    "build_report",
+    "compose_image",
+    "csv_text",
+    "paint_report",
+    "prediction_text",
+    "report_image",
+    "to_qimage",
+    "write_csv",
+    "write_pdf",
+    "write_png",
+]

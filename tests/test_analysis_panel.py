@@ -1,0 +1,417 @@
+"""The analysis panel end to end, with a real (tiny, random-weight) model file in the model library.
+
+The model is a ``cxr_resnet_small`` with two labels saved with ``ml.models.bundle.save_model`` into
+the library (``$CXR_STUDIO_HOME`` is a temporary folder, see conftest.py). The radiograph is the real
+RSNA file from ../shared/data, read in place.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+
+from app.analysis import install
+from app.analysis.panel import EMPTY, READY, AnalysisPanel
+from app.main_window import MainWindow
+from app.settings import Settings
+from app.workers import running_jobs
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+RSNA = DATA / "dicom" / "rsna_cxr_pa.dcm"
+WAIT_MS = 120_000  # the test machine has 2 shared cores
+LABELS = ["Normal", "Pneumonia"]
+
+
+@pytest.fixture(scope="module")
+def rsna() -> Path:
+    if not RSNA.is_file():
+        pytest.fail(f"shared test data missing at {RSNA}")
+    return RSNA
+
+
+def install_tiny_model(name: str = "tiny-cxr") -> Path:
+    import torch
+
+    from ml.models import bundle, library
+    from ml.models.importing import make_manifest
+    from ml.models.manifest import Provenance
+    from ml.models.registry import build_model
+
+    torch.manual_seed(0)
+    manifest = make_manifest(
+        name=name,
+        architecture="cxr_resnet_small",
+        labels=LABELS,
+        task="multiclass",
+        channels=1,
+        input_size=64,
+        provenance=Provenance(
+            training_data="random weights (test)", metrics={"accuracy": 0.5}, date="2025-01-01"
+        ),
+        description="A test model with random weights.",
+    )
+    return bundle.save_model(library.models_dir() / library.file_name_for(name), build_model(
+        "cxr_resnet_small", 2, 1), manifest)  # fmt: skip
+
+
+def make_panel(qtbot, tmp_path: Path) -> tuple[MainWindow, AnalysisPanel]:
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    window = MainWindow(Settings(tmp_path / "settings.ini"))
+    qtbot.addWidget(window)
+    panel = getattr(window, "analysis_panel", None) or install(window)
+    window.show()
+    return window, panel
+
+
+def close(window: MainWindow, qtbot) -> None:
+    window.close()
+    qtbot.waitUntil(lambda: running_jobs() == 0, timeout=WAIT_MS)
+
+
+@pytest.fixture
+def ready(qtbot, tmp_path: Path, rsna: Path):
+    """Main window with the tiny model installed and loaded, and the RSNA radiograph shown."""
+    install_tiny_model()
+    window, panel = make_panel(qtbot, tmp_path)
+    qtbot.waitUntil(lambda: panel.loaded is not None, timeout=WAIT_MS)
+    window.open_paths([str(rsna)])
+    qtbot.waitUntil(lambda: window.viewer.image() is not None, timeout=WAIT_MS)
+    yield window, panel
+    close(window, qtbot)
+
+
+def run_image(qtbot, panel: AnalysisPanel, explain: bool = True) -> None:
+    panel.auto_explain.setChecked(explain)
+    panel.run_current()
+    qtbot.waitUntil(lambda: panel.prediction is not None and not panel.busy, timeout=WAIT_MS)
+    if explain:
+        qtbot.waitUntil(lambda: panel.heatmap is not None and panel.heatmap.complete and not panel.busy,
+                        timeout=WAIT_MS)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- start-up and empty state
+
+
+def test_torch_not_loaded_at_start_and_no_model_offer(qtbot, tmp_path: Path) -> None:
+    # a fresh interpreter: other tests in this process have imported torch already
+    code = textwrap.dedent(
+        f"""
+        import os, sys
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from PySide6.QtWidgets import QApplication
+        app = QApplication([])
+        from app.main_window import MainWindow
+        from app.settings import Settings
+        from app.analysis import install
+        w = MainWindow(Settings({str(tmp_path / "s.ini")!r}))
+        if getattr(w, "analysis_panel", None) is None:
+            install(w)
+        print("TORCH_LOADED", "torch" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert "TORCH_LOADED False" in out.stdout, out.stdout + out.stderr
+
+    window, panel = make_panel(qtbot, tmp_path)
+    try:
+        qtbot.waitUntil(lambda: panel.stack.currentIndex() == EMPTY, timeout=WAIT_MS)
+        assert panel.empty_label.isVisible()
+        assert "No model is installed" in panel.empty_label.text()
+        assert panel.download_button.isVisible() and panel.import_button.isVisible()
+        panel.download_button.click()
+        dialog = panel.library
+        assert dialog is not None and dialog.isVisible()
+        assert dialog.tabs.currentIndex() == dialog.CATALOGUE
+        qtbot.waitUntil(lambda: dialog.catalogue.count() > 0, timeout=WAIT_MS)
+        names = [dialog.catalogue.item(i).text() for i in range(dialog.catalogue.count())]
+        assert "densenet121-res224-all" in names
+        # installing a model (here: importing our own file) switches the panel to the picker
+        src = install_tiny_model("imported-model")
+        moved = tmp_path / "imported-model.safetensors"
+        shutil.move(src, moved)
+        dialog.import_path(str(moved))
+        qtbot.waitUntil(lambda: panel.stack.currentIndex() == READY, timeout=WAIT_MS)
+        assert panel.current_model_name() == "imported-model"
+    finally:
+        close(window, qtbot)
+
+
+# ---------------------------------------------------------------------------- run, results, heatmap
+
+
+def test_run_on_current_image_shows_sorted_probabilities_and_gradcam(ready, qtbot) -> None:
+    window, panel = ready
+    assert panel.device_label is not None and "CPU" in panel.device_label.text()
+    run_image(qtbot, panel)
+    rows = panel.table.rows()
+    assert sorted(r.label for r in rows) == sorted(LABELS)
+    probs = [r.probability for r in rows]
+    assert probs == sorted(probs, reverse=True)
+    assert sum(probs) == pytest.approx(1.0, abs=1e-5)  # multi-class: softmax
+    assert rows[0].positive and not rows[1].positive
+    assert panel.table.model().rowCount() == 2
+    assert panel.table.model().index(0, 1).data().endswith("%")
+
+    image = window.viewer.image()
+    layer = panel.layer
+    assert layer.is_shown()
+    assert layer.shape == image.shape == (1024, 1024)
+    assert window.viewer.overlay_layer("Heatmap") is layer.item
+    assert layer.item.image.shape[:2] == image.shape
+    # the overlay covers exactly the image, before and after a rotation
+    img_item = window.viewer.image_item()
+
+    def corners(item):
+        r = item.mapRectToScene(item.boundingRect())
+        return [round(v, 3) for v in (r.left(), r.top(), r.width(), r.height())]
+
+    assert corners(layer.item) == corners(img_item)
+    before = corners(layer.item)
+    window.viewer.rotate90()
+    qtbot.wait(50)
+    assert corners(layer.item) == corners(img_item)
+    assert layer.item.sceneTransform() == img_item.sceneTransform()
+    assert corners(layer.item) != before or window.viewer.orientation().m12() != 0
+
+    # display controls: threshold hides low values, the toggle hides the layer
+    panel.controls.threshold.setValue(90)
+    alpha = layer.item.image[..., 3]
+    assert (alpha[panel.heatmap.values < 0.9] == 0).all() and (
+        alpha[panel.heatmap.values >= 0.9] == 255
+    ).all()
+    panel.controls.show_box.setChecked(False)
+    assert not layer.item.isVisible()
+    panel.controls.show_box.setChecked(True)
+    assert layer.item.isVisible()
+    panel.controls.opacity.setValue(70)
+    assert layer.item.opacity() == pytest.approx(0.7)
+
+
+def test_occlusion_shows_partial_map_and_can_be_cancelled(ready, qtbot) -> None:
+    _window, panel = ready
+    panel.controls.method.setCurrentIndex(panel.controls.method.findData("occlusion"))
+    panel.controls.window.setValue(4)
+    panel.controls.stride.setValue(1)  # 61 x 61 positions: long enough to cancel half-way
+    partials = []
+    panel.relay.partial.connect(partials.append)
+    panel.explain()
+    qtbot.waitUntil(lambda: len(partials) >= 1, timeout=WAIT_MS)
+    assert panel.layer.is_shown() and not panel.heatmap.complete
+    assert panel.layer.shape == (1024, 1024)
+    panel.cancel()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=WAIT_MS)
+    assert panel.last_outcome == "cancelled"
+    assert "Cancelled" in panel.status.text()
+    assert panel.heatmap is not None and panel.heatmap.fraction_done < 1.0
+    # a cancelled run leaves the panel usable
+    panel.controls.method.setCurrentIndex(panel.controls.method.findData("gradcam"))
+    panel.explain()
+    qtbot.waitUntil(lambda: panel.heatmap is not None and panel.heatmap.complete and not panel.busy,
+                    timeout=WAIT_MS)  # fmt: skip
+    assert panel.last_outcome == "finished"
+
+
+# ---------------------------------------------------------------------------- reports and CSV
+
+
+def pdf_text(data: bytes) -> str:
+    """The text drawn on the pages of a Qt-written PDF: each font's glyph codes mapped through its
+    ToUnicode CMap (Qt embeds subset fonts, so the page text is not plain bytes in the file)."""
+    objects: dict[int, tuple[bytes, bytes]] = {}  # number -> (dictionary, decoded stream)
+    for m in re.finditer(rb"(\d+) 0 obj\s*(.*?)endobj", data, re.S):
+        head, _, rest = m.group(2).partition(b"stream")
+        stream = b""
+        if rest:
+            raw = rest.lstrip(b"\r\n").rsplit(b"endstream", 1)[0].rstrip(b"\r\n")
+            try:
+                stream = zlib.decompress(raw)
+            except zlib.error:
+                stream = raw
+        objects[int(m.group(1))] = (head, stream)
+
+    def cmap_of(number: int) -> dict[int, str]:
+        cmap: dict[int, str] = {}
+        text = objects[number][1]
+        for a, _b, arr in re.findall(rb"<([0-9A-Fa-f]+)> <([0-9A-Fa-f]+)> \[([^\]]*)\]", text):
+            for i, u in enumerate(re.findall(rb"<([0-9A-Fa-f]+)>", arr)):
+                cmap[int(a, 16) + i] = chr(int(u, 16))
+        for a, u in re.findall(rb"^<([0-9A-Fa-f]+)> <([0-9A-Fa-f]+)>$", text, re.M):
+            cmap.setdefault(int(a, 16), chr(int(u, 16)))
+        return cmap
+
+    out = []
+    for head, _stream in objects.values():
+        if b"/Type /Page\n" not in head and b"/Type /Page\r" not in head:
+            continue
+        resources = objects[int(re.search(rb"/Resources (\d+) 0 R", head).group(1))][0]
+        fonts = dict(re.findall(rb"/(F\d+) (\d+) 0 R", resources))
+        cmaps = {name: cmap_of(int(re.search(rb"/ToUnicode (\d+) 0 R", objects[int(n)][0]).group(1)))
+                 for name, n in fonts.items()}  # fmt: skip
+        content = objects[int(re.search(rb"/Contents (\d+) 0 R", head).group(1))][1]
+        cmap: dict[int, str] = {}
+        for font, code in re.findall(rb"/(F\d+) [\d.]+ Tf|<([0-9A-Fa-f]+)> Tj", content):
+            if font:
+                cmap = cmaps[font]
+            else:
+                out.append(cmap.get(int(code, 16), "?"))
+    return "".join(out)
+
+
+def test_pdf_png_reports_and_csv(ready, qtbot, tmp_path: Path) -> None:
+    window, panel = ready
+    run_image(qtbot, panel)
+    pdf = panel.export_pdf(tmp_path / "report.pdf")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF")
+    text = re.sub(r"\s+", " ", pdf_text(data))  # Qt maps the space glyph to a tab in its CMap
+    assert "Not for diagnostic use" in text
+    assert "Model: tiny-cxr, version 1.0" in text and "Pneumonia" in text and "Normal" in text
+    png = panel.export_png(tmp_path / "report.png")
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert im.size == (1240, 1754)
+        pixels = np.asarray(im.convert("RGB"))
+    # the image part is not blank and carries heatmap colours (not only grey)
+    top = pixels[300:1000].astype(int)
+    assert top.std() > 10
+    assert (np.abs(top[..., 0] - top[..., 2]) > 40).mean() > 0.001
+    assert not list(tmp_path.glob(".*.part"))  # atomic writes leave no temporary file
+
+    single_csv = panel.export_csv(tmp_path / "one.csv")
+    rows = list(csv.DictReader(single_csv.open()))
+    assert len(rows) == 1 and rows[0]["prediction"] in LABELS
+
+
+def test_csv_batch_on_a_folder(ready, qtbot, tmp_path: Path, rsna: Path) -> None:
+    window, panel = ready
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    shutil.copy(rsna, folder / "a.dcm")
+    shutil.copy(DATA / "dicom" / "rsna_cxr_pa_monochrome1.dcm", folder / "b.dcm")
+    nih = sorted((DATA / "cxr" / "nih").glob("*.png"))[0]
+    shutil.copy(nih, folder / "c.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    panel.run_folder([str(folder)])
+    qtbot.waitUntil(lambda: panel.batch is not None and not panel.busy, timeout=WAIT_MS)
+    assert len(panel.batch.predictions) == 3
+    assert any("broken.png" in path for path, _m in panel.batch.errors)
+    assert "could not be read" in panel.status.text()
+    out = panel.export_csv(tmp_path / "results.csv")
+    with out.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        body = list(reader)
+    assert header == ["path", "frame", *LABELS, "prediction"]
+    assert sorted(Path(r[0]).name for r in body) == ["a.dcm", "b.dcm", "c.png"]
+    for r in body:
+        p = [float(x) for x in r[2:4]]
+        assert sum(p) == pytest.approx(1.0, abs=1e-4)
+        assert r[4] == LABELS[int(np.argmax(p))]
+        assert r[1] == "0"
+    # "every open study" (the RSNA radiograph the fixture opened) gives the same numbers as the
+    # folder run gave for its copy, and the table shows the viewer's image
+    from_folder = next(p for p in panel.batch.predictions if p.path.endswith("a.dcm")).probabilities
+    panel.run_all()
+    qtbot.waitUntil(lambda: panel.last_outcome == "finished" and not panel.busy, timeout=WAIT_MS)
+    assert [Path(p.path) for p in panel.batch.predictions] == [rsna]
+    assert panel.batch.predictions[0].probabilities == pytest.approx(from_folder, abs=1e-5)
+    assert panel.prediction is panel.batch.predictions[0]
+    panel.run_series()
+    qtbot.waitUntil(lambda: panel.last_outcome == "finished" and not panel.busy, timeout=WAIT_MS)
+    assert [Path(p.path) for p in panel.batch.predictions] == [rsna]
+
+
+# ---------------------------------------------------------------------------- library: refusing unsafe files
+
+
+class _Boom:
+    """Unpickling this would create a marker file (it must never run)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_import_of_malicious_pickle_is_refused(qtbot, tmp_path: Path) -> None:
+    import torch
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth"
+    with evil.open("wb") as fh:
+        torch.save({"state_dict": {"w": torch.zeros(1)}, "payload": _Boom(str(marker))}, fh)
+    assert not marker.exists()
+    window, panel = make_panel(qtbot, tmp_path)
+    try:
+        qtbot.waitUntil(lambda: panel.stack.currentIndex() == EMPTY, timeout=WAIT_MS)
+        dialog = panel.open_library()
+        dialog.import_path(
+            str(evil), {"architecture": "cxr_resnet_small", "labels": LABELS, "task": "multiclass"}
+        )
+        qtbot.waitUntil(lambda: bool(dialog.last_error), timeout=WAIT_MS)
+        assert "refused" in dialog.last_error and "run code" in dialog.last_error
+        assert dialog.message.text() == dialog.last_error
+        assert not marker.exists()
+        assert panel.stack.currentIndex() == EMPTY
+        # a file that is not a model at all: one readable line too
+        junk = tmp_path / "notes.safetensors"
+        junk.write_bytes(b"hello, this is not a model")
+        dialog.last_error = ""
+        dialog.import_path(str(junk))
+        qtbot.waitUntil(lambda: bool(dialog.last_error), timeout=WAIT_MS)
+        assert "not a model file" in dialog.last_error
+        # the crafted file really is armed: unrestricted unpickling (never done by the app) runs it
+        torch.load(evil, weights_only=False)
+        assert marker.exists()
+    finally:
+        close(window, qtbot)
+
+
+def test_import_pth_through_the_form_and_download_offline_message(qtbot, tmp_path: Path) -> None:
+    import torch
+
+    from ml.models.registry import build_model
+
+    pth = tmp_path / "my_resnet.pth"
+    torch.save({"state_dict": build_model("cxr_resnet_small", 2, 1).state_dict()}, pth)
+    window, panel = make_panel(qtbot, tmp_path)
+    try:
+        qtbot.waitUntil(lambda: panel.stack.currentIndex() == EMPTY, timeout=WAIT_MS)
+        dialog = panel.open_library()
+        dialog.import_path(str(pth))  # a .pth: the form asks what it is
+        qtbot.waitUntil(lambda: getattr(dialog, "import_form", None) is not None, timeout=WAIT_MS)
+        form = dialog.import_form
+        assert "cxr_resnet_small" in [form.architecture.itemText(i) for i in range(form.architecture.count())]
+        form.architecture.setCurrentText("cxr_resnet_small")
+        form.labels.setPlainText("Normal, Pneumonia")
+        form.accept()
+        qtbot.waitUntil(lambda: panel.stack.currentIndex() == READY, timeout=WAIT_MS)
+        assert panel.current_model_name() == "my_resnet"
+        qtbot.waitUntil(lambda: dialog.installed.count() == 1, timeout=WAIT_MS)
+        assert "Normal, Pneumonia" in dialog.card.toPlainText()
+        assert "Not for diagnostic use" in dialog.card.toPlainText()
+        # no network here: the download fails with one readable line, and nothing is installed
+        dialog.show_catalogue()
+        dialog.download("densenet121-res224-all")
+        qtbot.waitUntil(lambda: bool(dialog.last_error), timeout=WAIT_MS)
+        assert "Cannot reach" in dialog.last_error and "network" in dialog.last_error
+        assert "\n" not in dialog.last_error
+        # remove: the panel goes back to the download/import offer
+        dialog.remove("my_resnet")
+        qtbot.waitUntil(lambda: panel.stack.currentIndex() == EMPTY, timeout=WAIT_MS)
+    finally:
+        close(window, qtbot)
