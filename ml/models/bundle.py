@@ -16,14 +16,14 @@ import struct
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any
 
 from ml.errors import ModelFileError
-from ml.models import registry
 from ml.models.manifest import MANIFEST_KEY, ModelManifest
+
+if TYPE_CHECKING:  # torch is imported only when weights are touched: listing a library stays light
+    import torch
+    from torch import Tensor, nn
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 SUFFIX = ".safetensors"
@@ -64,6 +64,8 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str,
     except (UnicodeDecodeError, ValueError):
         raise ModelFileError(f"{path.name} is not a model file (not in safetensors format).") from None
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{path.name} is damaged (bad metadata block).")
     end = 0
     for key, entry in header.items():
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
@@ -96,6 +98,8 @@ def read_manifest(path: str | os.PathLike[str]) -> ModelManifest:
 
 
 def _state_dict_of(model_or_state: nn.Module | Mapping[str, Tensor]) -> dict[str, Tensor]:
+    from torch import Tensor, nn
+
     state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else dict(model_or_state)
     out: dict[str, Tensor] = {}
     for key, value in state.items():
@@ -108,6 +112,8 @@ def _state_dict_of(model_or_state: nn.Module | Mapping[str, Tensor]) -> dict[str
 
 def check_state_dict(state: Mapping[str, Tensor], manifest: ModelManifest, source: str = "") -> nn.Module:
     """Build the manifest's architecture and load ``state`` strictly; name any mismatching tensor."""
+    from ml.models import registry
+
     spec = registry.get_spec(manifest.architecture)
     model = registry.build_model(spec.name, len(manifest.labels), manifest.channels)
     expected = model.state_dict()
@@ -199,7 +205,9 @@ def load_state_dict(path: str | os.PathLike[str], device: str | torch.device = "
         raise ModelFileError(f"{path.name} could not be read as a model file: {exc}") from None
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, ModelManifest]:
+def load_model(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[nn.Module, ModelManifest]:
     """Load a CXR Studio model file: ``(model in eval mode on device, manifest)``."""
     path = Path(path)
     manifest = read_manifest(path)

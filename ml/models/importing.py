@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from ml import __version__
-from ml.errors import ModelFileError, UnsafeModelFileError
+from ml.errors import CxrError, ModelFileError, UnsafeModelFileError
 from ml.models import bundle, registry
 from ml.models.manifest import (
     InputDerivation,
@@ -130,7 +130,7 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
             if any(h in message for h in _UNSAFE_HINTS):
                 raise _unsafe(path, "it needs unrestricted unpickling") from None
             raise ModelFileError(f"{path.name} is not a PyTorch weights file, or it is damaged.") from None
-        except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, AttributeError, TypeError) as exc:
+        except Exception as exc:  # the restricted unpickler fails in many ways on damaged input
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelFileError(
                 f"{path.name} is not a PyTorch weights file, or it is damaged ({text})."
@@ -193,6 +193,21 @@ class _StorageType:
         self.dtype = dtype
 
 
+class _Safe:
+    """A callable handed to the unpickler: no ``__dict__``, so BUILD cannot alter it."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Any) -> None:
+        object.__setattr__(self, "_fn", fn)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise pickle.UnpicklingError("attribute assignment on a restricted global")
+
+    def __call__(self, *args: Any) -> Any:
+        return self._fn(*args)
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     SAFE: dict[str, Any] = {
         "collections.OrderedDict": OrderedDict,
@@ -203,7 +218,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
         "copyreg._reconstructor": _reconstructor,
         "builtins.set": set,
         "builtins.frozenset": frozenset,
-        "builtins.object": object,
         "torch.Size": tuple,
     }
 
@@ -216,7 +230,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         module = "builtins" if module == "__builtin__" else module  # protocol-2 spelling
         full = f"{module}.{name}"
         if full in self.SAFE:
-            return self.SAFE[full]
+            return _Safe(self.SAFE[full])
         if module in ("torch", "torch.cuda") and name in _STORAGE_DTYPES:
             return _StorageType(_STORAGE_DTYPES[name])
         if full.startswith(MODULE_NAMESPACES):
@@ -262,11 +276,17 @@ def _legacy_restricted_load(path: Path) -> Any:
                 raw = fh.read(nbytes)
                 if numel != ref.numel or len(raw) != nbytes:
                     raise ModelFileError(f"{path.name} is truncated or damaged; download or copy it again.")
-                ref.data = torch.frombuffer(bytearray(raw), dtype=ref.dtype) if nbytes else torch.empty(0, dtype=ref.dtype)
-    except UnsafeModelFileError:
+                ref.data = (
+                    torch.frombuffer(bytearray(raw), dtype=ref.dtype)
+                    if nbytes
+                    else torch.empty(0, dtype=ref.dtype)
+                )
+    except CxrError:
         raise
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError, IndexError, struct.error) as exc:
-        raise ModelFileError(f"{path.name} is not a PyTorch weights file, or it is damaged ({exc}).") from None
+    except Exception as exc:  # damaged input fails in many ways; none of them runs code
+        raise ModelFileError(
+            f"{path.name} is not a PyTorch weights file, or it is damaged ({exc})."
+        ) from None
     return _materialise(result, path)
 
 
@@ -302,17 +322,22 @@ def _materialise(obj: Any, path: Path, seen: dict[int, Any] | None = None) -> An
 # ---------------------------------------------------------------------- finding the weights
 
 
-def _stub_state_dict(obj: ModuleStub, prefix: str = "") -> dict[str, Tensor]:
+def _stub_state_dict(obj: ModuleStub, prefix: str = "", depth: int = 0) -> dict[str, Tensor]:
+    if depth > 64:
+        raise ModelFileError("The pickled model is nested too deeply to be a real network.")
     attrs = obj.__dict__
     out: dict[str, Tensor] = {}
-    non_persistent = attrs.get("_non_persistent_buffers_set") or set()
+    non_persistent = attrs.get("_non_persistent_buffers_set")
+    non_persistent = non_persistent if isinstance(non_persistent, (set, frozenset)) else set()
     for group in ("_parameters", "_buffers"):
-        for key, value in (attrs.get(group) or {}).items():
+        values = attrs.get(group)
+        for key, value in values.items() if isinstance(values, Mapping) else ():
             if isinstance(value, Tensor) and not (group == "_buffers" and key in non_persistent):
-                out[prefix + key] = value.detach()
-    for key, child in (attrs.get("_modules") or {}).items():
+                out[f"{prefix}{key}"] = value.detach()
+    children = attrs.get("_modules")
+    for key, child in children.items() if isinstance(children, Mapping) else ():
         if isinstance(child, ModuleStub):
-            out.update(_stub_state_dict(child, f"{prefix}{key}."))
+            out.update(_stub_state_dict(child, f"{prefix}{key}.", depth + 1))
     return out
 
 
@@ -333,7 +358,9 @@ def extract_state_dict(obj: Any, source: str = "the file") -> dict[str, Tensor]:
     raise ModelFileError(f"No model weights found in {source} (it holds a {type(obj).__name__}).")
 
 
-def fit_keys(state: Mapping[str, Tensor], architecture: str, num_classes: int, channels: int) -> dict[str, Tensor]:
+def fit_keys(
+    state: Mapping[str, Tensor], architecture: str, num_classes: int, channels: int
+) -> dict[str, Tensor]:
     """Strip ``module.``/``model.`` prefixes and rename legacy keys so they match ``architecture``."""
     expected = set(registry.build_model(architecture, num_classes, channels).state_dict())
     out = {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()}
@@ -341,6 +368,15 @@ def fit_keys(state: Mapping[str, Tensor], architecture: str, num_classes: int, c
     for prefix in ("model.", "backbone.", "net."):
         if not (set(out) & expected) and all(k.startswith(prefix) for k in out):
             out = {k[len(prefix) :]: v for k, v in out.items()}
+    # checkpoints saved before torch 0.4.1 (e.g. torchvision's DenseNet ImageNet weights) have no
+    # BatchNorm ``num_batches_tracked``; torch itself fills it with 0 when loading them
+    for key in expected:
+        if (
+            key.endswith(".num_batches_tracked")
+            and key not in out
+            and key[: -len("num_batches_tracked")] + "running_mean" in out
+        ):
+            out[key] = torch.tensor(0, dtype=torch.long)
     return out
 
 
@@ -374,7 +410,8 @@ def make_manifest(
         task=task,
         input_size=input_size or spec.default_input_size,
         channels=channels,
-        normalisation=normalisation if normalisation is not None
+        normalisation=normalisation
+        if normalisation is not None
         else default_normalisation(spec.default_normalisation, channels),
         input_derivation=input_derivation or InputDerivation(),
         thresholds=dict(thresholds) if thresholds else None,
@@ -492,16 +529,20 @@ def convert_xrv(
     if file_thresholds is None and isinstance(obj, ModuleStub):
         file_thresholds = _as_float_list(obj.__dict__.get("op_threshs"))
     labels = list(registry.XRV_LABELS)
-    thresholds_list = file_thresholds if file_thresholds and len(file_thresholds) == len(labels) else op_threshs
+    thresholds_list = (
+        file_thresholds if file_thresholds and len(file_thresholds) == len(labels) else op_threshs
+    )
+    if thresholds_list is not None and len(thresholds_list) != len(labels):
+        raise ModelFileError("TorchXRayVision thresholds (op_threshs) must have 18 entries.")
     thresholds: dict[str, float] = {}
-    for label, value in zip(labels, thresholds_list or []):
+    for label, value in zip(labels, thresholds_list or [None] * len(labels), strict=True):
         if value is not None and math.isfinite(value) and 0.0 < value < 1.0:
             thresholds[label] = float(value)
     hidden = []
     if trained_labels is not None:
         if len(trained_labels) != len(labels):
             raise ModelFileError("The TorchXRayVision label list must have 18 entries.")
-        hidden = [label for label, trained in zip(labels, trained_labels) if not trained]
+        hidden = [label for label, trained in zip(labels, trained_labels, strict=True) if not trained]
     spec = registry.get_spec(architecture)
     return convert_state_dict(
         state,
@@ -517,8 +558,11 @@ def convert_xrv(
         thresholds=thresholds or None,
         calibration="xrv_op_norm" if thresholds else None,
         hidden_labels=hidden,
-        provenance=provenance or Provenance(
-            date=_today(), app_version=__version__, extra={"converted_from": src.name, "origin": "TorchXRayVision"}
+        provenance=provenance
+        or Provenance(
+            date=_today(),
+            app_version=__version__,
+            extra={"converted_from": src.name, "origin": "TorchXRayVision"},
         ),
         description=description or spec.description,
     )

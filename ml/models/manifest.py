@@ -110,7 +110,11 @@ class ModelManifest:
 
         if not isinstance(self.name, str) or not self.name.strip():
             raise bad("it has no name")
-        if not isinstance(self.labels, list) or not self.labels or not all(isinstance(x, str) for x in self.labels):
+        if (
+            not isinstance(self.labels, list)
+            or not self.labels
+            or not all(isinstance(x, str) for x in self.labels)
+        ):
             raise bad("it has no label list")
         if len(set(self.labels)) != len(self.labels):
             raise bad("label names repeat")
@@ -203,7 +207,10 @@ def default_normalisation(kind: str, channels: int) -> Normalisation:
     if kind == "imagenet":
         if channels == 3:
             return {k: list(v) for k, v in IMAGENET_NORMALISATION.items()}
-        return {"mean": [sum(IMAGENET_NORMALISATION["mean"]) / 3], "std": [sum(IMAGENET_NORMALISATION["std"]) / 3]}
+        return {
+            "mean": [sum(IMAGENET_NORMALISATION["mean"]) / 3],
+            "std": [sum(IMAGENET_NORMALISATION["std"]) / 3],
+        }
     return {k: list(v) for k, v in UNIT_NORMALISATION.items()}
 
 

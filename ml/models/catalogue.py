@@ -1,0 +1,150 @@
+"""Known pretrained weights (``catalogue.json`` next to this module) and how to convert them.
+
+Two kinds of entries:
+
+* ``"xrv"``: TorchXRayVision chest X-ray classifiers (official GitHub release URLs). Their label list
+  has '' for outputs those weights were not trained on, ``op_threshs`` has ``null`` where the label
+  has no calibrated operating point.
+* ``"torchvision"``: ImageNet-1K weights for the registry architectures (URLs from torchvision's
+  ``Weights`` enums), a starting point for fine-tuning. Their file names carry the first hex digits
+  of the file's SHA-256 (torchvision's convention), which the download verifies.
+
+``size``/``sha256`` are ``null`` where not published; the download then checks the size the server
+announces and, where there is one, the hash prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from torch import Tensor
+
+from ml.errors import CxrError
+from ml.models import importing, registry
+from ml.models.manifest import IMAGENET_NORMALISATION, InputDerivation, ModelManifest, Provenance
+
+CATALOGUE_PATH = Path(__file__).with_name("catalogue.json")
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    name: str
+    kind: str
+    architecture: str
+    url: str
+    input_size: int
+    labels: list[str] | str
+    size: int | None = None
+    sha256: str | None = None
+    sha256_prefix: str | None = None
+    op_threshs: list[float | None] | None = None
+    training_data: str = ""
+    description: str = ""
+    license: str = ""
+    source: str = ""
+    citation: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def filename(self) -> str:
+        """The name of the downloaded file (the URL's last path component)."""
+        return os.path.basename(urlparse(self.url).path)
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.url).hostname or ""
+
+    def label_names(self) -> list[str]:
+        """The output labels of the converted model, in output order."""
+        if self.kind == "xrv":
+            return list(registry.XRV_LABELS)
+        if self.labels == "imagenet":
+            return imagenet_categories(self.architecture)
+        assert isinstance(self.labels, list)
+        return list(self.labels)
+
+    def trained_labels(self) -> list[str]:
+        """Labels the weights were trained on (TorchXRayVision: the non-empty entries)."""
+        if self.kind == "xrv" and isinstance(self.labels, list):
+            return [x for x in self.labels if x]
+        return self.label_names()
+
+
+def imagenet_categories(architecture: str) -> list[str]:
+    """ImageNet-1K class names from torchvision's weight metadata, made unique ("crane (2)")."""
+    from torchvision.models import get_model_weights
+
+    names = list(get_model_weights(architecture).DEFAULT.meta["categories"])
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n} ({seen[n]})")
+    return out
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> tuple[CatalogueEntry, ...]:
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    fields_ = set(CatalogueEntry.__dataclass_fields__)
+    return tuple(CatalogueEntry(**{k: v for k, v in e.items() if k in fields_}) for e in data["entries"])
+
+
+def load_catalogue(path: str | os.PathLike[str] | None = None) -> list[CatalogueEntry]:
+    """All catalogue entries (the packaged ``catalogue.json`` unless ``path`` is given)."""
+    return list(_load(str(path or CATALOGUE_PATH)))
+
+
+def get_entry(name: str, path: str | os.PathLike[str] | None = None) -> CatalogueEntry:
+    for entry in load_catalogue(path):
+        if entry.name == name:
+            return entry
+    known = ", ".join(e.name for e in load_catalogue(path))
+    raise CxrError(f"'{name}' is not in the model catalogue. Known names: {known}.")
+
+
+def convert_download(
+    entry: CatalogueEntry, path: str | os.PathLike[str]
+) -> tuple[dict[str, Tensor], ModelManifest]:
+    """Convert a downloaded weights file of ``entry`` into ``(state, manifest)``."""
+    provenance = Provenance(
+        training_data=entry.training_data,
+        metrics=dict(entry.metrics),
+        date=importing._today(),
+        source_url=entry.url,
+        extra={"license": entry.license, "source": entry.source, "citation": entry.citation},
+    )
+    if entry.kind == "xrv":
+        assert isinstance(entry.labels, list)
+        return importing.convert_xrv(
+            path,
+            architecture=entry.architecture,
+            name=entry.name,
+            trained_labels=entry.labels,
+            op_threshs=entry.op_threshs,
+            input_size=entry.input_size,
+            description=entry.description,
+            provenance=provenance,
+        )
+    if entry.kind == "torchvision":
+        return importing.convert_torch_file(
+            path,
+            architecture=entry.architecture,
+            labels=entry.label_names(),
+            task="multiclass",
+            name=entry.name,
+            channels=3,
+            input_size=entry.input_size,
+            normalisation={k: list(v) for k, v in IMAGENET_NORMALISATION.items()},
+            input_derivation=InputDerivation(resize="squash"),
+            description=entry.description,
+            provenance=provenance,
+        )
+    raise CxrError(f"Catalogue entry '{entry.name}' has an unknown kind '{entry.kind}'.")

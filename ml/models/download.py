@@ -1,0 +1,215 @@
+"""Downloading pretrained weights: resumable, verified, atomic, cancellable (urllib only).
+
+:func:`download` streams into ``<dest>.part``. When the connection drops it resumes with an HTTP
+``Range`` request (automatically ``retries`` times, and again on the next call: the ``.part`` file is
+kept after an interruption or a cancel). When complete it checks the size and the SHA-256 (full hash,
+or torchvision's hash prefix); a mismatch deletes the file. Only then is it renamed into place with
+``os.replace``, so ``dest`` is either absent or complete.
+
+:func:`install_from_catalogue` downloads a catalogue entry into the library's cache, converts it to
+a CXR Studio model file and installs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ml import __version__
+from ml.errors import DownloadError, ModelFileError
+from ml.models import catalogue, library
+from ml.progress import CancelToken, ProgressCallback, check, report
+
+CHUNK = 256 * 1024
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+class _Interrupted(Exception):
+    """The body stopped before its announced end; the ``.part`` file holds what arrived."""
+
+
+def _host(url: str) -> str:
+    return urlparse(url).hostname or url
+
+
+def _offline(url: str, reason: object) -> DownloadError:
+    return DownloadError(f"Cannot reach {_host(url)}: check the network connection ({reason}).")
+
+
+def _fetch(
+    url: str,
+    part: Path,
+    expected_size: int | None,
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+    timeout: float,
+    label: str,
+) -> None:
+    """One HTTP request appending to ``part``; raises _Interrupted when the body is cut short."""
+    have = part.stat().st_size if part.exists() else 0
+    if expected_size is not None and have > expected_size:
+        part.unlink()
+        have = 0
+    if expected_size is not None and have == expected_size:
+        return
+    request = urllib.request.Request(
+        url, headers={"User-Agent": f"cxr-studio/{__version__}", "Accept-Encoding": "identity"}
+    )
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # nothing left to send: the part is complete, or stale
+            match = re.search(r"/(\d+)", exc.headers.get("Content-Range") or "")
+            if match and int(match.group(1)) == have:
+                return
+            part.unlink()
+            raise _Interrupted("the server refused to resume; starting again") from None
+        raise DownloadError(f"The server {_host(url)} answered {exc.code} {exc.reason} for {url}.") from None
+    except urllib.error.URLError as exc:
+        raise _offline(url, exc.reason) from None
+    except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as exc:
+        raise _offline(url, exc) from None
+
+    with response:
+        mode = "wb"
+        if response.status == 206:
+            match = _CONTENT_RANGE.search(response.headers.get("Content-Range") or "")
+            if not match or int(match.group(1)) != have:
+                part.unlink(missing_ok=True)
+                raise _Interrupted("the server sent a different range; starting again")
+            mode = "ab"
+        else:
+            have = 0  # the server ignored the Range header: start from scratch
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length and length.isdigit() else expected_size
+        if expected_size is not None and total is not None and total != expected_size:
+            part.unlink(missing_ok=True)
+            raise DownloadError(
+                f"The server {_host(url)} offers {total} bytes for {label}, but {expected_size} are expected; "
+                "the file on the server is not the one in the catalogue."
+            )
+        done = have
+        report(progress, done, total or 0, f"Downloading {label}")
+        with part.open(mode) as fh:
+            while True:
+                check(cancel)
+                try:
+                    chunk = response.read(CHUNK)
+                except (http.client.IncompleteRead, TimeoutError, OSError) as exc:
+                    raise _Interrupted(str(exc) or type(exc).__name__) from None
+                if not chunk:
+                    break
+                fh.write(chunk)
+                done += len(chunk)
+                report(progress, done, total or 0, f"Downloading {label}")
+        if total is not None and done < total:
+            raise _Interrupted(f"received {done} of {total} bytes")
+
+
+def _sha256(path: Path, cancel: CancelToken | None) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(4 * CHUNK):
+            check(cancel)
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike[str],
+    expected_size: int | None = None,
+    sha256: str | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    *,
+    sha256_prefix: str | None = None,
+    retries: int = 3,
+    timeout: float = 30.0,
+) -> Path:
+    """Download ``url`` to ``dest`` (resumable, verified, atomic); return ``dest``.
+
+    Raises DownloadError (offline, HTTP error, interrupted more than ``retries`` times, size or
+    checksum mismatch) or CancelledError (the ``.part`` file is kept so a later call resumes).
+    """
+    scheme = urlparse(url).scheme
+    if scheme not in ("http", "https"):
+        raise DownloadError(f"Only http and https downloads are supported, not '{url}'.")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    label = dest.name
+    failures = 0
+    while True:
+        check(cancel)
+        try:
+            _fetch(url, part, expected_size, progress, cancel, timeout, label)
+            break
+        except _Interrupted as exc:
+            failures += 1
+            if failures > retries:
+                raise DownloadError(
+                    f"The download from {_host(url)} was interrupted ({exc}); run it again to resume."
+                ) from None
+    if not part.exists():
+        part.touch()
+    size = part.stat().st_size
+    if expected_size is not None and size != expected_size:
+        part.unlink()
+        raise DownloadError(
+            f"{label} has {size} bytes instead of {expected_size}; it was deleted, try again."
+        )
+    if sha256 or sha256_prefix:
+        report(progress, size, size, f"Verifying {label}")
+        digest = _sha256(part, cancel)
+        wanted = (sha256 or sha256_prefix or "").lower()
+        if (sha256 and digest != wanted) or (not sha256 and not digest.startswith(wanted)):
+            part.unlink()
+            raise DownloadError(
+                f"Checksum mismatch for {label}: the download is damaged or not the expected file; "
+                "it was deleted, try again."
+            )
+    os.replace(part, dest)
+    return dest
+
+
+def install_from_catalogue(
+    name: str,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    *,
+    overwrite: bool = False,
+    catalogue_path: str | os.PathLike[str] | None = None,
+) -> library.InstalledModel:
+    """Download catalogue entry ``name``, convert it to a model file and add it to the library.
+
+    Returns the already-installed model when there is one (unless ``overwrite``).
+    """
+    entry = catalogue.get_entry(name, catalogue_path)
+    existing = library.find_model(entry.name)
+    if existing is not None and existing.error is None and not overwrite:
+        return existing
+    cached = library.cache_dir() / entry.filename
+    if not cached.exists():
+        download(
+            entry.url, cached, entry.size, entry.sha256, progress, cancel, sha256_prefix=entry.sha256_prefix
+        )
+    check(cancel)
+    report(progress, 0, 0, f"Converting {entry.name}")
+    try:
+        state, manifest = catalogue.convert_download(entry, cached)
+    except ModelFileError as exc:
+        cached.unlink(missing_ok=True)
+        raise type(exc)(
+            f"The download of '{entry.name}' could not be converted and was deleted: {exc}"
+        ) from None
+    check(cancel)
+    return library.install_state(state, manifest, overwrite=True)
