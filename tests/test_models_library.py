@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from ml.errors import CxrError, ModelFileError
+from ml import logfile
 from ml.models import bundle, catalogue, library, registry
 from ml.models.manifest import ModelManifest
 
@@ -41,14 +42,14 @@ def test_home_comes_from_the_environment_or_the_platform(tmp_path, monkeypatch):
     assert library.models_dir() == tmp_path / "custom" / "models" and library.models_dir().is_dir()
     assert library.cache_dir() == tmp_path / "custom" / "cache"
     monkeypatch.delenv("CXR_STUDIO_HOME")
-    monkeypatch.setattr(library.sys, "platform", "linux")
+    monkeypatch.setattr(logfile.sys, "platform", "linux")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert library.cxr_home() == tmp_path / "xdg" / "cxr-studio"
     monkeypatch.delenv("XDG_DATA_HOME")
     assert library.cxr_home() == Path.home() / ".local" / "share" / "cxr-studio"
-    monkeypatch.setattr(library.sys, "platform", "darwin")
+    monkeypatch.setattr(logfile.sys, "platform", "darwin")
     assert library.cxr_home() == Path.home() / "Library" / "Application Support" / "CXR Studio"
-    monkeypatch.setattr(library.sys, "platform", "win32")
+    monkeypatch.setattr(logfile.sys, "platform", "win32")
     monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "local"))
     assert library.cxr_home() == tmp_path / "local" / "CXR Studio"
 
