@@ -8,9 +8,7 @@ printed (reports get shared); the file name is. Every file is written atomically
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +34,7 @@ from ml.errors import CxrError
 from ml.fileio import atomic_path
 from ml.imaging.display import render
 from ml.imaging.image import XRayImage
+from ml.inference import export
 
 DISCLAIMER = "Not for diagnostic use"
 PNG_SIZE = (1240, 1754)  # A4 at 150 dpi
@@ -278,33 +277,16 @@ def write_png(path: str | os.PathLike[str], data: ReportData, size: tuple[int, i
 # ---------------------------------------------------------------------------- CSV
 
 
-def prediction_text(prediction: Any) -> str:
-    """The ``prediction`` column: the top class (multi-class) or the positive labels joined by ';'."""
-    if prediction.task == "multilabel":
-        return ";".join(prediction.positives)
-    return prediction.top_label
-
-
-def csv_text(predictions: list[Any], labels: list[str] | None = None) -> str:
-    labels = labels or (list(predictions[0].labels) if predictions else [])
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", "frame", *labels, "prediction"])
-    for p in predictions:
-        scores = p.scores
-        writer.writerow([p.path, p.frame, *(f"{scores[label]:.6f}" for label in labels), prediction_text(p)])
-    return out.getvalue()
+prediction_text = export.prediction_text
+csv_text = export.csv_text
 
 
 def write_csv(path: str | os.PathLike[str], predictions: list[Any], labels: list[str] | None = None) -> Path:
-    """Columns: ``path``, ``frame``, one column per label (probability), ``prediction``; atomic."""
-    path = Path(path)
+    """The same CSV as `cxr predict -o` (ml.inference.export), written atomically."""
     try:
-        with atomic_path(path) as tmp:
-            tmp.write_text(csv_text(predictions, labels), encoding="utf-8")
+        return export.write_csv(path, predictions, labels)
     except OSError as exc:
-        raise _os_error(path, exc) from None
-    return path
+        raise _os_error(Path(path), exc) from None
 
 
 __all__ = [

@@ -1,0 +1,53 @@
+"""Prediction exports shared by the CLI (`cxr predict -o`) and the GUI (batch CSV).
+
+CSV columns: ``path``, ``frame`` (from 1), one column per label with its probability,
+``prediction``, and ``disclaimer`` ("Not for diagnostic use." on every row).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ml import DISCLAIMER
+from ml.fileio import atomic_path
+
+
+def prediction_text(prediction: Any) -> str:
+    """The ``prediction`` column: the top class (multi-class) or the positive labels joined by ';'."""
+    if prediction.task == "multilabel":
+        return ";".join(prediction.positives)
+    return prediction.top_label
+
+
+def csv_text(predictions: Sequence[Any], labels: Sequence[str] | None = None) -> str:
+    labels = list(labels or (predictions[0].labels if predictions else []))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["path", "frame", *labels, "prediction", "disclaimer"])
+    for p in predictions:
+        scores = p.scores
+        writer.writerow(
+            [
+                p.path,
+                p.frame + 1,
+                *(f"{scores[label]:.6f}" if label in scores else "" for label in labels),
+                prediction_text(p),
+                DISCLAIMER,
+            ]
+        )
+    return out.getvalue()
+
+
+def write_csv(
+    path: str | os.PathLike[str], predictions: Sequence[Any], labels: Sequence[str] | None = None
+) -> Path:
+    """Write the CSV atomically (temporary file, then rename)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(csv_text(predictions, labels), encoding="utf-8")
+    return path
