@@ -45,12 +45,16 @@ def lookup_table(name: str) -> np.ndarray:
 
 
 def colour_heatmap(values: np.ndarray, colour_map: str = "inferno", threshold: float = 0.0) -> np.ndarray:
-    """rows x cols x 4 uint8 RGBA: ``values`` in [0, 1] coloured; below ``threshold`` transparent."""
-    v = np.nan_to_num(np.asarray(values, dtype=np.float32))
-    index = np.clip(np.rint(v * 255.0), 0, 255).astype(np.uint8)
+    """rows x cols x 4 uint8 RGBA: ``values`` in [0, 1] coloured; below ``threshold`` transparent.
+
+    Alpha grows with the value (square root), so weak evidence barely tints the anatomy and the
+    strongest evidence is the most opaque — the same rule as ``ml.explain.overlay.blend``.
+    """
+    v = np.clip(np.nan_to_num(np.asarray(values, dtype=np.float32)), 0.0, 1.0)
+    index = np.rint(v * 255.0).astype(np.uint8)
     rgba = lookup_table(colour_map)[index]
-    if threshold > 0:
-        rgba[..., 3] = np.where(v >= threshold, 255, 0).astype(np.uint8)
+    alpha = np.sqrt(v) * 255.0
+    rgba[..., 3] = np.where(v >= threshold, np.rint(alpha), 0).astype(np.uint8)
     return rgba
 
 
