@@ -128,7 +128,7 @@ def _write_heatmap(image, prediction, explainer, folder: Path, method: str) -> N
     from ml.fileio import atomic_path, save_png_atomic
     from ml.imaging.display import render
 
-    heatmap = explainer.explain(image, prediction.frame)
+    heatmap = explainer.explain(image, prediction.frame, target=prediction.top_label)
     stem = Path(prediction.path).stem + (f"_frame{prediction.frame + 1}" if image.n_frames > 1 else "")
     with atomic_path(folder / f"{stem}.{method}.npy") as tmp:
         with open(tmp, "wb") as fh:

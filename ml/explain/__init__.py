@@ -18,7 +18,9 @@ def make_explainer(method: str, model: Any, manifest: Any, device: Any = "cpu", 
     except KeyError:
         from ml.errors import CxrError
 
-        raise CxrError(f"Unknown explanation method '{method}'; choose one of: {', '.join(METHODS)}.") from None
+        raise CxrError(
+            f"Unknown explanation method '{method}'; choose one of: {', '.join(METHODS)}."
+        ) from None
     return cls(model, manifest, device, **options)
 
 

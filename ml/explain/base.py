@@ -120,7 +120,8 @@ class Explainer:
         if self.device.type == "cpu":
             model = model.to(memory_format=torch.channels_last)
         self._hooks_before = {
-            id(m): {name: set((getattr(m, name, None) or {}).keys()) for name in _HOOK_DICTS} for m in model.modules()
+            id(m): {name: set((getattr(m, name, None) or {}).keys()) for name in _HOOK_DICTS}
+            for m in model.modules()
         }
         self.model = model
         self._setup()
@@ -187,7 +188,14 @@ class Explainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, geometry
 
-    def heatmap(self, raw: np.ndarray, geometry: InputGeometry, target: int, complete: bool = True, fraction: float = 1.0) -> Heatmap:
+    def heatmap(
+        self,
+        raw: np.ndarray,
+        geometry: InputGeometry,
+        target: int,
+        complete: bool = True,
+        fraction: float = 1.0,
+    ) -> Heatmap:
         """Input-grid attribution -> :class:`Heatmap` on the source grid."""
         raw = np.nan_to_num(np.asarray(raw, dtype=np.float32))
         source = geometry.to_source_grid(raw)

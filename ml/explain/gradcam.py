@@ -2,9 +2,13 @@
 
 The layer comes from the architecture registry (``ArchitectureSpec.target_layer``: ``features.norm5``
 for DenseNet-121, ``layer4`` for ResNets, ``features`` for EfficientNet/MobileNet, ``layer3`` for
-the compact CNN). The map is ReLU'd (only evidence *for* the target), upsampled bilinearly with
-``LayerAttribution.interpolate`` to the network-input grid, and then mapped to the source image grid
-by the base class.
+the compact CNN) unless ``layer`` names another module. The map is ReLU'd (only evidence *for* the
+target), upsampled bilinearly with ``LayerAttribution.interpolate`` to the network-input grid, and
+then mapped to the source image grid by the base class. The target is the class score (logit).
+
+Because the explainer's model copy has frozen parameters, Captum's layer hook is where gradients
+start: the backbone runs like inference and the backward pass only covers the layers after the
+target layer, so Grad-CAM costs little more than one forward pass.
 """
 
 from __future__ import annotations
@@ -55,8 +59,8 @@ class GradCam(Explainer):
     ) -> np.ndarray:
         check(cancel)
         report(progress, 0, 1, "Grad-CAM")
-        attr = self._captum.attribute(x, target=target, relu_attributions=True)
-        up = LayerAttribution.interpolate(attr.detach().float(), tuple(x.shape[-2:]), interpolate_mode="bilinear")
+        attr = self._captum.attribute(x, target=target, relu_attributions=True).detach().float()
+        up = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode="bilinear")
         raw = up[0].sum(0).cpu().numpy()
         report(progress, 1, 1, "Grad-CAM")
         return raw

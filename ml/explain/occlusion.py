@@ -16,9 +16,18 @@ per chunk:
   (tested), while after each strip a partial map (covered rows filled in) is emitted, the progress
   callback is called and the cancel token is checked.
 
+The score whose drop is measured is the target's log-probability for multi-class models (log-softmax:
+a logit alone means little when the other classes' logits move too, and unlike the probability it
+does not saturate for a confident model) and the target's logit (log-odds) for multi-label models.
 The unoccluded output, which Captum evaluates once per call, is computed once and reused.
 Defaults: 32 px window, 16 px stride at a 224 px input (scaled with the input size), 16
-perturbations per forward pass.
+perturbations per forward pass, and a *black* patch as the occluder (``baseline="black"``: the value
+a black pixel has after the model's normalisation). In our derived images black always means "no
+attenuation" (MONOCHROME1 is inverted first), so the patch removes whatever opacity was there —
+nodules, consolidation, effusion, devices — which is the question a reader asks ("what made the
+model say this?"). Captum's own default, 0 in normalised space, is a mid-grey that itself looks
+like an opacity inside a dark lung; it is available as ``baseline=0.0``, and ``"mean"`` uses the
+image's mean.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from torch import nn
 
 from ml.errors import CxrError
 from ml.explain.base import Explainer
+from ml.inference.preprocess import normalise
 from ml.progress import CancelToken, ProgressCallback, check, report
 
 
@@ -72,7 +82,7 @@ class OcclusionExplainer(Explainer):
         window: int | None = None,
         stride: int | None = None,
         perturbations_per_eval: int = 16,
-        baseline: float = 0.0,
+        baseline: float | str = "black",
         rows_per_chunk: int | None = None,
     ) -> None:
         super().__init__(model, manifest, device)
@@ -80,12 +90,28 @@ class OcclusionExplainer(Explainer):
         self.window = int(window or max(1, round(32 * size / 224)))
         self.stride = int(stride or max(1, round(16 * size / 224)))
         if self.window < 1 or self.stride < 1 or self.stride > self.window:
-            raise CxrError("Occlusion needs a window of at least 1 pixel and a stride no larger than the window.")
+            raise CxrError(
+                "Occlusion needs a window of at least 1 pixel and a stride no larger than the window."
+            )
         if self.window > size:
-            raise CxrError(f"The occlusion window ({self.window} px) is larger than the model input ({size} px).")
+            raise CxrError(
+                f"The occlusion window ({self.window} px) is larger than the model input ({size} px)."
+            )
         self.perturbations_per_eval = max(1, int(perturbations_per_eval))
-        self.baseline = float(baseline)
+        if not (isinstance(baseline, (int, float)) or baseline in ("black", "mean")):
+            raise CxrError(f"Unknown occlusion baseline '{baseline}': use 'black', 'mean' or a number.")
+        self.baseline = baseline
         self.rows_per_chunk = rows_per_chunk
+
+    def _baseline_values(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-channel occlusion value (1, C, 1, 1) in the model's normalised input space."""
+        channels = x.shape[1]
+        if self.baseline == "black":
+            zero = np.zeros((channels, 1, 1), np.float32)
+            return torch.from_numpy(normalise(zero, self.manifest)).to(x).view(1, channels, 1, 1)
+        if self.baseline == "mean":
+            return x.mean(dim=(2, 3), keepdim=True)
+        return torch.full((1, channels, 1, 1), float(self.baseline), dtype=x.dtype, device=x.device)
 
     def _setup(self) -> None:
         self._captum = True  # Occlusion objects are made per strip (they wrap a strip-specific forward)
@@ -108,8 +134,15 @@ class OcclusionExplainer(Explainer):
         total = n_rows * n_cols
         sums = np.zeros((height, width), np.float64)
         counts = np.zeros((height, width), np.float64)
+        fill = self._baseline_values(x)
+        multiclass = getattr(self.manifest, "task", "multiclass") == "multiclass"
+
+        def score(batch: torch.Tensor) -> torch.Tensor:
+            out = model(batch)
+            return torch.log_softmax(out.float(), dim=1) if multiclass else out
+
         with torch.no_grad():
-            full_out = model(x)
+            full_out = score(x)
         done = 0
         report(progress, 0, total, "Occlusion")
         for i0, i1 in chunks:
@@ -117,18 +150,20 @@ class OcclusionExplainer(Explainer):
             r0, r1 = i0 * st, min(height, (i1 - 1) * st + win)
             strip = x[:, :, r0:r1, :].clone()
 
-            def forward(s: torch.Tensor, r0: int = r0, r1: int = r1, strip: torch.Tensor = strip) -> torch.Tensor:
+            def forward(
+                s: torch.Tensor, r0: int = r0, r1: int = r1, strip: torch.Tensor = strip
+            ) -> torch.Tensor:
                 if s.shape[0] == 1 and torch.equal(s, strip):
                     return full_out  # the unoccluded image: already computed
                 batch = x.expand(s.shape[0], -1, -1, -1).clone()
                 batch[:, :, r0:r1, :] = s
                 if self.device.type == "cpu":
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                return model(batch)
+                return score(batch)
 
             attr = Occlusion(forward).attribute(
                 strip, sliding_window_shapes=(channels, win, win), strides=(channels, st, st), target=target,
-                baselines=self.baseline, perturbations_per_eval=self.perturbations_per_eval,
+                baselines=(fill * torch.ones_like(strip)).contiguous(), perturbations_per_eval=self.perturbations_per_eval,
             )  # fmt: skip
             strip_cov = np.outer(coverage(r1 - r0, win, st), col_cov)
             mean = np.nan_to_num(attr[0].float().mean(0).cpu().numpy().astype(np.float64))

@@ -13,8 +13,13 @@ def colour_map(values: np.ndarray, name: str = "inferno") -> np.ndarray:
     return np.ascontiguousarray(rgba[..., :3])
 
 
-def blend(display: np.ndarray, values: np.ndarray, opacity: float = 0.5, threshold: float = 0.2,
-          cmap: str = "inferno") -> np.ndarray:
+def blend(
+    display: np.ndarray,
+    values: np.ndarray,
+    opacity: float = 0.5,
+    threshold: float = 0.2,
+    cmap: str = "inferno",
+) -> np.ndarray:
     """The displayed image (grey HxW or RGB HxWx3, uint8) with the heatmap laid over it.
 
     Opacity grows with the heatmap value, so weak evidence leaves the anatomy untouched and

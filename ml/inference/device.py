@@ -49,7 +49,9 @@ def choose_device(pref: str | torch.device | None = "auto") -> torch.device:
         return device
     if choice == "mps":
         if not _mps_available():
-            raise DeviceError("Apple MPS was requested but is not available on this machine; choose 'auto' or 'cpu'.")
+            raise DeviceError(
+                "Apple MPS was requested but is not available on this machine; choose 'auto' or 'cpu'."
+            )
         return torch.device("mps")
     raise DeviceError(f"Unknown device '{pref}'; choose one of: {', '.join(DEVICE_CHOICES)}.")
 

@@ -104,13 +104,21 @@ class InputGeometry:
             raise ValueError(f"expected a 2-D map, got shape {tuple(heatmap.shape)}")
         t = t[None, None]
         if tuple(t.shape[-2:]) != (self.input_rows, self.input_cols):
-            t = F.interpolate(t, size=(self.input_rows, self.input_cols), mode="bilinear", align_corners=False)
-        content = t[..., self.pad_top : self.pad_top + self.content_rows, self.pad_left : self.pad_left + self.content_cols]
+            t = F.interpolate(
+                t, size=(self.input_rows, self.input_cols), mode="bilinear", align_corners=False
+            )
+        content = t[
+            ...,
+            self.pad_top : self.pad_top + self.content_rows,
+            self.pad_left : self.pad_left + self.content_cols,
+        ]
         region = _resize(content, self.crop_rows, self.crop_cols, "bilinear")[0, 0]
         if (self.crop_rows, self.crop_cols) == (self.source_rows, self.source_cols):
             return np.ascontiguousarray(region.numpy(), dtype=np.float32)
         out = np.full((self.source_rows, self.source_cols), fill, dtype=np.float32)
-        out[self.crop_top : self.crop_top + self.crop_rows, self.crop_left : self.crop_left + self.crop_cols] = region.numpy()
+        out[
+            self.crop_top : self.crop_top + self.crop_rows, self.crop_left : self.crop_left + self.crop_cols
+        ] = region.numpy()
         return out
 
 
@@ -213,7 +221,9 @@ def derive(image: XRayImage, frame: int, manifest: Any) -> tuple[np.ndarray, Inp
     chw = _to_channels(unit, spec.channels)
     rows, cols = chw.shape[-2:]
     g = geometry_for(rows, cols, spec.size, spec.derivation.resize)
-    t = torch.from_numpy(chw)[None, :, g.crop_top : g.crop_top + g.crop_rows, g.crop_left : g.crop_left + g.crop_cols]
+    t = torch.from_numpy(chw)[
+        None, :, g.crop_top : g.crop_top + g.crop_rows, g.crop_left : g.crop_left + g.crop_cols
+    ]
     content = _resize(t, g.content_rows, g.content_cols, spec.derivation.interpolation)
     if (g.content_rows, g.content_cols) != (g.input_rows, g.input_cols):
         top, bottom, left, right = g.padding

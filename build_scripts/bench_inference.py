@@ -1,0 +1,245 @@
+"""Inference and explanation benchmarks (printed figures, not timed tests).
+
+    .venv/bin/python build_scripts/bench_inference.py [--repeats N] [--skip-occlusion]
+
+All figures come from one run, each against its baseline in the same run, with random weights
+(nothing is downloaded). Timings alternate ours / baseline and report medians, so a neighbour's
+load on a shared machine hits both alike.
+
+1. DenseNet-121, 224 px, one image: our Predictor forward (inference_mode, channels-last) against
+   plain torchvision eager fp32 under ``no_grad`` (target <= 0.8x); also end-to-end ``predict`` from
+   a decoded 12-bit image (derivation included), for information.
+2. Grad-CAM time / inference time (target <= 2.5x).
+3. Occlusion, 32 px window, 16 px stride at 224 px (169 occluded passes): ours (batched,
+   chunked) against Captum's ``Occlusion`` with its default ``perturbations_per_eval=1`` (target
+   >= 1.2x faster).
+4. Resident memory added by loading DenseNet-121 from a model file and warming it up, measured in
+   a fresh subprocess (target <= 300 MB).
+5. On CUDA, batched images per second (batch 32, mixed precision).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+
+from ml.models.manifest import IMAGENET_NORMALISATION, ModelManifest  # noqa: E402
+from ml.models.registry import build_model  # noqa: E402
+
+LABELS = [f"finding_{i}" for i in range(14)]
+
+
+def make_manifest() -> ModelManifest:
+    return ModelManifest(
+        name="bench-densenet121", architecture="densenet121", labels=LABELS, task="multilabel",
+        input_size=224, channels=3, normalisation=dict(IMAGENET_NORMALISATION),
+    ).validate()  # fmt: skip
+
+
+def phantom_image(rows: int = 512, cols: int = 640):
+    from tests.helpers.phantoms import make_phantom
+
+    return make_phantom(rows, cols, lesion=True, seed=0).image
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def timed(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def alternate(a, b, repeats: int, warm: int = 3) -> tuple[float, float]:
+    """Median seconds of ``a`` and ``b``, measured alternately."""
+    for _ in range(warm):
+        a()
+        b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        ta += timed(a, 1)
+        tb += timed(b, 1)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def memory_child(path: str) -> None:
+    """Run in a subprocess: RSS before and after loading + warming up the model."""
+    import ml.inference.predictor as predictor_mod  # noqa: F401  (import cost is not model memory)
+    from ml.models.bundle import load_model
+
+    torch.zeros(1)
+    before = rss_mb()
+    from ml.inference.predictor import Predictor
+
+    model, manifest = load_model(path, "cpu")
+    p = Predictor(model, manifest, "cpu")
+    p.warmup()
+    after = rss_mb()
+    print(json.dumps({"before": before, "after": after}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--skip-occlusion", action="store_true")
+    ap.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return
+
+    from ml.explain import GradCam, OcclusionExplainer
+    from ml.inference.predictor import Predictor
+    from ml.inference.preprocess import prepare
+
+    torch.manual_seed(0)
+    manifest = make_manifest()
+    ours_model = build_model("densenet121", len(LABELS), 3).eval()
+    base_model = torchvision.models.densenet121(weights=None, num_classes=len(LABELS)).eval()
+    base_model.load_state_dict(ours_model.state_dict())
+    image = phantom_image()
+    x_np, _ = prepare(image, 0, manifest)
+    x = torch.from_numpy(x_np)[None]
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, CUDA: {torch.cuda.is_available()}"
+    )
+
+    # 1. one image through DenseNet-121
+    predictor = Predictor(ours_model, manifest, "cpu", batch_size=1)
+    predictor.warmup()
+    with torch.no_grad():
+        assert torch.allclose(
+            torch.sigmoid(base_model(x)), torch.from_numpy(predictor._infer(x_np[None], [])), atol=1e-4
+        )
+
+    def baseline() -> None:
+        with torch.no_grad():
+            base_model(x)
+
+    t_base, t_ours = alternate(baseline, lambda: predictor._infer(x_np[None], []), args.repeats)
+    _, t_e2e = alternate(baseline, lambda: predictor.predict([(image, 0)]), max(5, args.repeats // 2))
+    bf16 = Predictor(copy.deepcopy(ours_model), manifest, "cpu", batch_size=1, precision="bf16")
+    bf16.warmup()
+    t_base2, t_bf16 = alternate(baseline, lambda: bf16._infer(x_np[None], []), args.repeats)
+    bf16_diff = float(np.abs(bf16._infer(x_np[None], []) - predictor._infer(x_np[None], [])).max())
+    print("\n1. DenseNet-121, 224 px, one image (CPU)")
+    print(f"   torchvision eager fp32 (no_grad)        {t_base * 1000:8.1f} ms")
+    print(
+        f"   our Predictor forward                   {t_ours * 1000:8.1f} ms   ratio {t_ours / t_base:.2f}x (target <= 0.8x)"
+    )
+    print(
+        f"   our Predictor forward, precision=bf16   {t_bf16 * 1000:8.1f} ms   ratio {t_bf16 / t_base2:.2f}x "
+        f"(max probability difference to fp32 {bf16_diff:.4f})"
+    )
+    print(f"   our Predictor.predict incl. derivation  {t_e2e * 1000:8.1f} ms   (512 x 640 12-bit image)")
+
+    # 2. Grad-CAM over inference
+    with GradCam(ours_model, manifest) as cam:
+        cam.explain(image, target=LABELS[0])
+        t_inf, t_cam = alternate(
+            lambda: predictor.predict([(image, 0)]),
+            lambda: cam.explain(image, target=LABELS[0]),
+            args.repeats,
+            warm=1,
+        )
+        _, t_cam_top = alternate(lambda: None, lambda: cam.explain(image), max(5, args.repeats // 2), warm=1)
+    print("\n2. Grad-CAM (DenseNet-121, features.norm5, 224 px)")
+    print(f"   inference (predict)                     {t_inf * 1000:8.1f} ms")
+    print(
+        f"   Grad-CAM, target label given            {t_cam * 1000:8.1f} ms   ratio {t_cam / t_inf:.2f}x (target <= 2.5x)"
+    )
+    print(
+        f"   Grad-CAM, target = top label            {t_cam_top * 1000:8.1f} ms   ratio {t_cam_top / t_inf:.2f}x"
+    )
+
+    # 3. occlusion
+    if not args.skip_occlusion:
+        from captum.attr import Occlusion
+
+        target = 0
+        t0 = time.perf_counter()
+        Occlusion(base_model).attribute(
+            x, sliding_window_shapes=(3, 32, 32), strides=(3, 16, 16), target=target, perturbations_per_eval=1
+        )
+        t_occ_base = time.perf_counter() - t0
+        with OcclusionExplainer(ours_model, manifest, window=32, stride=16, perturbations_per_eval=16) as occ:
+            partial = []
+            t0 = time.perf_counter()
+            occ.explain(image, target=target, on_partial=partial.append)
+            t_occ = time.perf_counter() - t0
+        print("\n3. Occlusion, 32 px window, 16 px stride, 224 px (169 passes)")
+        print(f"   Captum Occlusion, perturbations_per_eval=1   {t_occ_base:6.2f} s")
+        print(
+            f"   ours, batched 16, chunked ({len(partial)} partial maps) {t_occ:6.2f} s   {t_occ_base / t_occ:.2f}x faster (target >= 1.2x)"
+        )
+
+    # 4. memory
+    with tempfile.TemporaryDirectory() as tmp:
+        from ml.models.bundle import save_model
+
+        path = save_model(Path(tmp) / "d121.safetensors", ours_model, manifest)
+        out = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(path)], capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        mem = json.loads(out.stdout.strip().splitlines()[-1])
+    print("\n4. Resident memory added by loading DenseNet-121 (file -> Predictor -> warm-up)")
+    print(
+        f"   {mem['after'] - mem['before']:.0f} MB (RSS {mem['before']:.0f} -> {mem['after']:.0f} MB; target <= 300 MB)"
+    )
+
+    # 5. CUDA
+    if torch.cuda.is_available():
+        gpu = Predictor(copy.deepcopy(ours_model), manifest, "cuda", batch_size=32)
+        gpu.warmup()
+        batch = np.repeat(x_np[None], 32, axis=0)
+        for _ in range(3):
+            gpu._infer(batch, [])
+        torch.cuda.synchronize()
+        n, t0 = 20, time.perf_counter()
+        for _ in range(n):
+            gpu._infer(batch, [])
+        torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        gpu_fp32 = copy.deepcopy(base_model).cuda()
+        xb = torch.from_numpy(batch).cuda()
+        with torch.no_grad():
+            for _ in range(3):
+                gpu_fp32(xb)
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                gpu_fp32(xb).cpu()
+            torch.cuda.synchronize()
+        dt_base = time.perf_counter() - t0
+        print(f"\n5. {torch.cuda.get_device_name()}: batch 32, 224 px")
+        print(f"   our Predictor (autocast, channels-last)   {n * 32 / dt:8.0f} images/s")
+        print(f"   torchvision eager fp32                    {n * 32 / dt_base:8.0f} images/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""`cxr train` and `cxr evaluate`. Not for diagnostic use.
+
+``cxr train`` builds a TrainConfig from ``--config FILE`` and/or the options (options win), runs it
+(or resumes a run folder), prints progress lines on stderr (or JSON-lines events with
+``--events -``), and prints the model path on stdout. A cancelled run exits with status 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ml.cli import subcommand
+from ml.errors import DataSourceError
+
+
+@subcommand
+def _register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train or fine-tune a model on a labelled folder or CSV")
+    p.add_argument("--data", help="folder (one sub-folder per class, or a known dataset) or CSV file")
+    p.add_argument("--config", help="JSON training configuration (options given here override it)")
+    p.add_argument(
+        "--preset",
+        help="auto, folder, csv, covid19_radiography, pediatric_pneumonia, "
+        "nih_chestxray14, chexpert, siim_covid19",
+    )
+    p.add_argument("--arch", help="architecture from the registry (default cxr_resnet_small)")
+    p.add_argument("--weights", help="imagenet | xrv | none | MODEL (a model file or installed name)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int, help="data-loading worker processes")
+    p.add_argument("--split", help="train,val,test ratios, e.g. 70,15,15")
+    p.add_argument("--patient-id", help="auto | dicom | none | regex:PATTERN | column:NAME")
+    p.add_argument("--head-only", action="store_true", default=None, help="train only the classifier head")
+    p.add_argument("--tune", type=int, metavar="N", help="Optuna auto-tune: N trials before the final run")
+    p.add_argument("--install", action="store_true", default=None, help="install the model into the library")
+    p.add_argument("--out", help="run folder (default: a new folder under the user data folder's runs/)")
+    p.add_argument("--resume", metavar="DIR", help="continue a cancelled or interrupted run folder")
+    p.add_argument("--device", help="auto | cpu | cuda")
+    p.add_argument("--events", help="also write JSON-lines events to FILE ('-': to stdout)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a model on a labelled folder or CSV")
+    p.add_argument("--model", required=True, help="model file or installed model name")
+    p.add_argument("--data", required=True, help="labelled folder or CSV (same forms as cxr train)")
+    p.add_argument("--preset", default="auto")
+    p.add_argument("--out", help="folder for metrics.json (default: a new folder under evaluations/)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--patient-id", default="auto", help="patients for the bootstrap confidence intervals")
+    p.add_argument("--bootstrap", type=int, default=200)
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    from ml.training.config import TrainConfig, parse_ratios
+
+    config = TrainConfig.load(args.config) if args.config else TrainConfig()
+    if args.data:
+        config.data.path = args.data
+    if args.preset:
+        config.data.preset = args.preset
+    if args.split:
+        config.split.ratios = parse_ratios(args.split)
+    if args.patient_id:
+        config.split.patient_id = args.patient_id
+    for opt, attr in (("arch", "arch"), ("weights", "weights"), ("epochs", "epochs"), ("image_size", "image_size"),
+                      ("batch_size", "batch_size"), ("lr", "lr"), ("seed", "seed"), ("workers", "workers"),
+                      ("device", "device"), ("head_only", "head_only"), ("install", "install"),
+                      ("tune", "tune_trials")):  # fmt: skip
+        value = getattr(args, opt)
+        if value is not None:
+            setattr(config, attr, value)
+    return config
+
+
+def _progress_printer(quiet: bool):  # noqa: ANN202
+    state: dict[str, str] = {}
+
+    def show(e: dict[str, Any]) -> None:
+        kind = e["event"]
+        if quiet and kind not in ("warning",):
+            return
+        line = None
+        if kind == "start":  # printed with the split, so that a data error stays the only line
+            state["start"] = f"run folder {e['run_dir']} ({e['device']}, {e['world_size']} process(es))\n"
+        elif kind == "split":
+            sp = e["summary"]["splits"]
+            line = (
+                state.pop("start", "")
+                + f"{e['level']}-level split: "
+                + ", ".join(f"{k} {v['images']} images/{v['patients']} patients" for k, v in sp.items())
+            )
+        elif kind == "epoch_end":
+            parts = [f"epoch {e['epoch']}/{e['epochs']}", f"train loss {e['train_loss']:.4f}"]
+            for key in ("val_loss", "val_accuracy", "val_auroc"):
+                if e.get(key) is not None:
+                    parts.append(f"{key.replace('_', ' ')} {e[key]:.4f}")
+            parts.append(f"{e['images_per_s']:.1f} img/s")
+            line = ", ".join(parts) + (" *" if e.get("best") else "")
+        elif kind == "trial":
+            line = f"trial {e['number']}: {e['state']} value {e.get('value')} params {e['params']}"
+        elif kind in ("warning", "early_stop", "stopped"):
+            line = f"{kind.replace('_', ' ')}: {e.get('message') or e.get('checkpoint') or e.get('epoch')}"
+        if line:
+            print(line, file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ml.training.config import TrainConfig
+    from ml.training.runner import run_training
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.json").is_file():
+            raise DataSourceError(f"{run_dir} is not a training run folder (it has no config.json).")
+        config = TrainConfig.load(run_dir / "config.json")
+        if args.device:
+            config.device = args.device
+        resume = True
+    else:
+        config = config_from_args(args)
+        if not config.data.path:
+            raise DataSourceError("No data source: give --data FOLDER_OR_CSV (or a --config that names one).")
+        run_dir = Path(args.out) if args.out else None
+        resume = False
+    stream = sys.stdout if args.events == "-" else None
+    events_file = args.events if args.events and args.events != "-" else None
+    listeners = [_progress_printer(args.quiet or stream is not None)]
+    if config.tune_trials and not resume:
+        from ml.training.tune import tune_and_train
+
+        result = tune_and_train(
+            config, run_dir, events_path=events_file, event_stream=stream, listeners=listeners
+        )
+    else:
+        result = run_training(
+            config, run_dir, resume=resume, events_path=events_file, event_stream=stream, listeners=listeners
+        )
+    if result.model_path is not None:
+        if stream is None:
+            from ml.training.metrics import format_table
+
+            print(format_table(result.metrics["test"]), file=sys.stderr)
+            print(result.model_path)
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ml.fileio import write_text_atomic  # noqa: F401 - atomic writes below via write_metrics
+    from ml.logfile import user_data_dir
+    from ml.models.library import resolve_model
+    from ml.training.evaluate import evaluate_model
+    from ml.training.metrics import format_table, write_metrics
+
+    model_path = resolve_model(args.model)
+    metrics = evaluate_model(
+        model_path,
+        args.data,
+        preset=args.preset,
+        batch_size=args.batch_size,
+        device=args.device,
+        patient_id=args.patient_id,
+        n_boot=args.bootstrap,
+    )
+    out = (
+        Path(args.out)
+        if args.out
+        else (user_data_dir() / "evaluations" / f"{datetime.now():%Y%m%d-%H%M%S}-{model_path.stem}")
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_metrics(out / "metrics.json", metrics)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(format_table(metrics))
+        print(f"metrics written to {out / 'metrics.json'}")
+    return 0

@@ -1,0 +1,238 @@
+"""Explanations: Grad-CAM and occlusion heatmaps on the source grid, hooks, cancel, and the geometry
+proof on synthetic phantoms (a small model trained here must point at the lesion)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from captum.attr import Occlusion
+from torch import nn
+
+from ml.errors import CancelledError, CxrError
+from ml.explain import GradCam, Heatmap, OcclusionExplainer, hook_count, make_explainer
+from ml.inference.preprocess import prepare
+from ml.models.manifest import InputDerivation, ModelManifest
+from ml.models.registry import build_model
+from ml.progress import CancelToken
+from tests.helpers.phantoms import SIZES, make_phantom, phantom_set
+
+
+def manifest(**kw) -> ModelManifest:
+    base = dict(
+        name="test", architecture="cxr_resnet_small", labels=["normal", "lesion"], input_size=64, channels=1
+    )
+    base.update(kw)
+    return ModelManifest(**base).validate()
+
+
+def small_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_model("cxr_resnet_small", 2, 1).eval()
+
+
+# --------------------------------------------------------------------------- shapes, hooks
+
+
+@pytest.mark.parametrize("resize", ["squash", "letterbox"])
+@pytest.mark.parametrize("method", ["gradcam", "occlusion"])
+def test_heatmaps_are_on_the_source_grid(method: str, resize: str) -> None:
+    m = manifest(input_derivation=InputDerivation(resize=resize))
+    model = small_model()
+    with make_explainer(method, model, m) as explainer:
+        for rows, cols in SIZES:
+            h = explainer.explain(make_phantom(rows, cols, seed=rows).image, target="lesion")
+            assert isinstance(h, Heatmap) and h.shape == (rows, cols) and h.values.dtype == np.float32
+            assert h.method == method and h.target_label == "lesion" and h.complete
+            assert 0.0 <= h.values.min() and h.values.max() <= 1.0
+    assert hook_count(model) == 0
+
+
+def test_densenet_with_inplace_relus_gives_a_gradcam_map() -> None:
+    # a plain torchvision DenseNet (F.relu(inplace=True) after norm5, nn.ReLU(inplace=True) inside)
+    torch.manual_seed(0)
+    net = torchvision.models.DenseNet(
+        growth_rate=8, block_config=(2, 2, 2, 2), num_init_features=16, num_classes=3
+    )
+    net.eval()
+    m = manifest(architecture="densenet121", labels=["a", "b", "c"], channels=3, input_size=64)
+    image = make_phantom(200, 256, seed=1).image
+    with GradCam(net, m) as cam:
+        maps = [cam.explain(image, target=label) for label in m.labels]
+        copy = cam.model
+        assert hook_count(copy) == 0  # Captum removes its hooks after each call
+    assert all(h.shape == (200, 256) for h in maps)
+    # random weights: some class has positive evidence somewhere, and its map is not flat
+    h = max(maps, key=lambda h: h.raw_max)
+    assert h.raw_max > 0 and h.values.std() > 0.01
+    # the caller's model is untouched: same class, its in-place ReLUs still in place
+    assert type(net) is torchvision.models.DenseNet
+    assert all(r.inplace for r in net.modules() if isinstance(r, nn.ReLU))
+    assert hook_count(net) == 0 and all(p.requires_grad for p in net.parameters())
+    # a second explainer on the same model gives the same map (the first left nothing behind)
+    with GradCam(net, m) as cam:
+        assert np.allclose(cam.explain(image, target=h.target_label).values, h.values, atol=1e-5)
+
+
+def test_hooks_are_removed_on_exit_even_after_a_cancel() -> None:
+    model = small_model()
+    token = CancelToken()
+    with OcclusionExplainer(model, manifest()) as occ:
+        copy = occ.model
+        # a stray hook left behind (e.g. by an interrupted attribution) is removed on exit too
+        copy.get_submodule("layer3").register_forward_hook(lambda *a: None)
+        token.cancel()
+        with pytest.raises(CancelledError):
+            occ.explain(make_phantom(seed=0).image, cancel=token)
+    assert occ.model is None and hook_count(copy) == 0 and hook_count(model) == 0
+    with pytest.raises(RuntimeError, match="with"):
+        occ.explain(make_phantom(seed=0).image)
+
+
+def test_unknown_target_label_is_a_readable_error() -> None:
+    with GradCam(small_model(), manifest()) as cam, pytest.raises(CxrError, match="no label 'Nodule'"):
+        cam.explain(make_phantom(seed=0).image, target="Nodule")
+
+
+# --------------------------------------------------------------------------- occlusion
+
+
+@pytest.mark.parametrize("size,window,stride", [(64, 16, 8), (50, 12, 8)])
+def test_chunked_occlusion_equals_one_captum_run(size: int, window: int, stride: int) -> None:
+    model, m = small_model(seed=3), manifest(input_size=size)
+    image = make_phantom(160, 200, seed=3).image
+    with OcclusionExplainer(
+        model, m, window=window, stride=stride, perturbations_per_eval=5, baseline=0.0
+    ) as occ:
+        x, _ = occ.input_tensor(image)
+        ours = occ._attribute(x, 1, None, None, None)
+
+    def log_prob(batch: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(model(batch), dim=1)
+
+    ref = Occlusion(log_prob).attribute(
+        x, sliding_window_shapes=(1, window, window), strides=(1, stride, stride), target=1
+    )
+    assert np.allclose(ours, ref[0, 0].detach().numpy(), atol=1e-5)
+
+
+def test_occlusion_reports_progress_partial_maps_and_cancels() -> None:
+    image = make_phantom(240, 180, seed=4).image
+    partials: list[Heatmap] = []
+    progress: list[tuple[int, int]] = []
+    with OcclusionExplainer(small_model(), manifest(), perturbations_per_eval=8) as occ:
+        full = occ.explain(
+            image, on_partial=partials.append, progress=lambda d, t, _: progress.append((d, t))
+        )
+        token = CancelToken()
+
+        def cancel_after_two(h: Heatmap) -> None:
+            if h.fraction_done > 0.15:
+                token.cancel()
+
+        with pytest.raises(CancelledError):
+            occ.explain(image, on_partial=cancel_after_two, cancel=token)
+    assert full.complete and full.shape == (240, 180)
+    assert len(partials) >= 3 and all(not p.complete and p.shape == (240, 180) for p in partials)
+    fractions = [p.fraction_done for p in partials]
+    assert fractions == sorted(fractions) and 0 < fractions[0] < fractions[-1] < 1
+    # the first partial map only covers the top strip; the last covers nearly everything
+    assert not partials[0].values[-40:].any()
+    assert progress[-1][0] == progress[-1][1] == 12 * 12  # 9 px window, 5 px stride at 64 px
+
+
+# --------------------------------------------------------------------------- the geometry proof
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+        )  # fmt: skip
+        self.skip = (
+            nn.Identity() if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )  # fmt: skip
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.skip(x))
+
+
+class PhantomNet(nn.Module):
+    """A small residual CNN (BatchNorm, output stride 8; Grad-CAM layer ``layer3``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True)
+        )
+        self.layer1, self.layer2, self.layer3 = _Block(16, 16, 1), _Block(16, 32, 2), _Block(32, 64, 2)
+        self.fc = nn.Linear(64, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+INPUT = 96
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[nn.Module, ModelManifest]:
+    """PhantomNet trained on lesion / normal phantoms (non-square, three sizes), seeded."""
+    torch.manual_seed(0)
+    m = manifest(input_size=INPUT)
+    train = phantom_set(64, True, seed=1) + phantom_set(64, False, seed=2)
+    x = torch.from_numpy(np.stack([prepare(p.image, 0, m)[0] for p in train]))  # the shared derivation
+    y = torch.tensor([int(p.has_lesion) for p in train])
+    model = PhantomNet()
+    opt = torch.optim.AdamW(model.parameters(), 3e-3, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(10):
+        for idx in torch.randperm(len(y), generator=gen).split(16):
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    # recompute the BatchNorm statistics with the final weights (running averages lag behind)
+    for mod in model.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.reset_running_stats()
+            mod.momentum = None
+    with torch.no_grad():
+        model(x)
+    return model.eval(), m
+
+
+def test_trained_phantom_model_is_accurate(trained) -> None:
+    model, m = trained
+    held_out = phantom_set(12, True, seed=11) + phantom_set(12, False, seed=12)
+    x = torch.from_numpy(np.stack([prepare(p.image, 0, m)[0] for p in held_out]))
+    with torch.no_grad():
+        correct = (model(x).argmax(1) == torch.tensor([int(p.has_lesion) for p in held_out])).float().mean()
+    assert correct >= 0.9
+
+
+def test_gradcam_and_occlusion_point_at_the_lesion(trained) -> None:
+    """On held-out lesion phantoms of three non-square sizes, the maximum of each heatmap lies in
+    the lesion's box (grown by 4 source pixels) in at least 80% of the images."""
+    model, m = trained
+    held_out = phantom_set(12, True, seed=11)
+    assert {p.image.shape for p in held_out} == set(SIZES)
+    hits = {"gradcam": 0, "occlusion": 0}
+    with (
+        GradCam(model, m, layer="layer3") as cam,
+        OcclusionExplainer(model, m, window=16, stride=4, perturbations_per_eval=32) as occ,
+    ):
+        for ph in held_out:
+            for name, explainer in (("gradcam", cam), ("occlusion", occ)):
+                h = explainer.explain(ph.image, target="lesion")
+                assert h.shape == ph.image.shape
+                hits[name] += ph.contains(*h.argmax(), margin=4)
+    assert hits["gradcam"] >= 0.8 * len(held_out), hits
+    assert hits["occlusion"] >= 0.8 * len(held_out), hits
