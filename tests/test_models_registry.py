@@ -172,6 +172,10 @@ def test_small_cnn_accepts_any_size_and_learns_a_bright_spot_in_seconds():
         optimiser.zero_grad()
         nn.functional.cross_entropy(model(images), labels).backward()
         optimiser.step()
+    # BatchNorm statistics with the final weights, as the trainer does after each epoch
+    from ml.training.loop import recalibrate_batchnorm
+
+    assert recalibrate_batchnorm(model, [(images,)], torch.device("cpu")) == 1
     held_out, truth = _spots(32)
     with torch.no_grad():
         accuracy = (model.eval()(held_out).argmax(1) == truth).float().mean().item()
