@@ -311,7 +311,9 @@ class MainWindow(QMainWindow):
         n = len(index)
         current = self.statusBar().currentMessage()
         if not current or current.startswith("Opening"):  # never hide a more useful message
-            self.statusBar().showMessage(f"Opened {n} file{'s' * (n != 1)}.", 5000)
+            copies = len(index.duplicates)
+            extra = f" ({copies} duplicate cop{'ies' if copies != 1 else 'y'} of open images not listed again)" if copies else ""
+            self.statusBar().showMessage(f"Opened {n} file{'s' * (n != 1)}{extra}.", 8000)
         if index.errors:
             count = len(index.errors)
             self.notify(f"{count} file{'s' * (count != 1)} could not be opened", format_problems(index.errors))

@@ -225,10 +225,9 @@ def test_real_files_index_from_headers_only(shared_data, monkeypatch):
     assert deflate.is_image and deflate.meta.transfer_syntax_name == "Deflated Image Frame Compression"
     truncated = errors[str(shared_data / "dicom" / "emri_small_jpeg_2k_lossless_too_short.dcm")]
     assert "truncated" in truncated and "emri_small_jpeg_2k_lossless_too_short.dcm" in truncated
-    # Same SOP Instance UID as rsna_cxr_pa.dcm: indexed once, the other listed as a duplicate.
-    assert duplicates[str(shared_data / "dicom" / "rsna_cxr_pa_monochrome1.dcm")] == str(
-        shared_data / "dicom" / "rsna_cxr_pa.dcm"
-    )
+    # Same SOP Instance UID as rsna_cxr_pa.dcm but a different image (MONOCHROME1): both are shown.
+    mono1 = instances[str(shared_data / "dicom" / "rsna_cxr_pa_monochrome1.dcm")]
+    assert mono1.meta.photometric == "MONOCHROME1" and not duplicates
     cxr = instances[str(shared_data / "dicom" / "rsna_cxr_pa.dcm")]
     assert cxr.meta.modality == "CR" and cxr.meta.rows == 1024 and cxr.meta.pixel_spacing.row_mm == pytest.approx(0.168)
 

@@ -186,12 +186,21 @@ class StudyIndex:
 
     @staticmethod
     def _identity(entry: InstanceEntry) -> str:
-        uid = entry.meta.sop_instance_uid
-        return f"uid:{uid}" if uid else f"path:{os.path.realpath(entry.path)}"
+        """Copies of one instance share UID, size and photometric interpretation. Two different
+        files that (wrongly) share a UID, e.g. the same pixels re-labelled MONOCHROME1, are both kept."""
+        m = entry.meta
+        if not m.sop_instance_uid:
+            return f"path:{os.path.realpath(entry.path)}"
+        try:
+            size = os.path.getsize(entry.path)
+        except OSError:
+            size = -1
+        return f"uid:{m.sop_instance_uid}:{size}:{m.photometric}"
 
     def add(self, entry: InstanceEntry) -> bool:
-        """Place ``entry`` in the tree. Returns False for a duplicate SOP Instance UID (or,
-        without a UID, the same file): the tree is unchanged and the file goes to ``duplicates``."""
+        """Place ``entry`` in the tree. Returns False for a copy of an instance already indexed (same
+        SOP Instance UID, size and photometric interpretation; without a UID, the same file): the
+        tree is unchanged and the file goes to ``duplicates``."""
         ident = self._identity(entry)
         kept = self._seen.get(ident)
         if kept is not None:

@@ -1,0 +1,55 @@
+"""The training wizard (issue 4): fine-tune a model on local folders without writing code.
+
+``install(main_window)`` adds "Train a model…" (Ctrl+T) to a "Training" menu; ``open_wizard``
+shows the wizard (one per window, re-shown when already open). Importing this package does not
+import torch: the wizard loads it when it needs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu
+
+
+def open_wizard(main_window: Any = None) -> Any:
+    """Show the training wizard of ``main_window`` (created on first use) and return it."""
+    from app.training.wizard import TrainingWizard
+
+    wizard = getattr(main_window, "training_wizard", None) if main_window is not None else None
+    if wizard is None:
+        wizard = TrainingWizard(main_window, main_window)
+        if main_window is not None:
+            main_window.training_wizard = wizard
+    wizard.show()
+    wizard.raise_()
+    wizard.activateWindow()
+    return wizard
+
+
+def install(main_window: Any) -> QAction:
+    """Add the "Training" menu with "Train a model…" (Ctrl+T); idempotent."""
+    existing = getattr(main_window, "training_action", None)
+    if existing is not None:
+        return existing
+    action = QAction("&Train a model…", main_window)
+    action.setObjectName("training_wizard")
+    action.setShortcut(QKeySequence("Ctrl+T"))
+    action.setStatusTip("Fine-tune a classification model on your own labelled images")
+    action.triggered.connect(lambda _checked=False: open_wizard(main_window))
+    bar = main_window.menuBar()
+    menu = QMenu("&Training", main_window)
+    menu.setObjectName("trainingMenu")
+    help_menu = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"), None)
+    if help_menu is not None:  # keep Help last
+        bar.insertMenu(help_menu, menu)
+    else:
+        bar.addMenu(menu)
+    menu.addAction(action)
+    main_window.training_menu = menu
+    main_window.training_action = action
+    return action
+
+
+__all__ = ["install", "open_wizard"]
