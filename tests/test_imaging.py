@@ -210,3 +210,16 @@ def test_reading_never_modifies_the_file(dicom_dir: Path) -> None:
     render(read_image(path))
     assert path.read_bytes() == before
     assert pydicom.dcmread(path).PatientID  # still a valid file
+
+
+def test_deflated_explicit_vr_file(tmp_path: Path) -> None:
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    pixels = (np.arange(40 * 30, dtype=np.uint16).reshape(40, 30) * 3)
+    path = make_dicom(tmp_path / "plain.dcm", pixels)
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(tmp_path / "deflated.dcm", enforce_file_format=True)
+    assert len((tmp_path / "deflated.dcm").read_bytes()) < len(path.read_bytes())  # really deflated
+    image = read_image(tmp_path / "deflated.dcm")
+    assert "Deflate" in image.meta.transfer_syntax_name and np.array_equal(image.frames[0], pixels)
