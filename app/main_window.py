@@ -96,6 +96,9 @@ class MainWindow(QMainWindow):
         from app.analysis import install as install_analysis
 
         install_analysis(self)
+        from app.training import install as install_training
+
+        install_training(self)
         self.resize(1500, 950)
         self.settings.restore_window(self)
 

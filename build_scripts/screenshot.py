@@ -3,6 +3,7 @@
 Usage::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python build_scripts/screenshot.py OUT.png PATH...
+        [--model NAME]   also classify the image with an installed model and show its Grad-CAM
 
 Builds the real window (style sheet included) with throw-away settings, opens PATH... as the
 command line would, waits until indexing, decoding and thumbnails are done, and saves
@@ -24,6 +25,10 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 2
+    model = None
+    if "--model" in argv:
+        i = argv.index("--model")
+        model, argv = argv[i + 1], argv[:i] + argv[i + 2:]
     out, paths = Path(argv[0]), argv[1:]
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -46,6 +51,15 @@ def main(argv: list[str]) -> int:
             idle = not window.indexer.busy and not window.loader.busy and not window.thumbnails.pending()
             if idle and window.viewer.image() is not None:
                 break
+        if model:
+            panel = window.analysis_panel
+            panel.refresh_models()
+            deadline = time.monotonic() + 120
+            while not panel.select_model(model) and time.monotonic() < deadline:
+                QTest.qWait(200)
+            panel.run_current()
+            while (panel.busy or panel.heatmap is None) and time.monotonic() < deadline:
+                QTest.qWait(200)
         QTest.qWait(500)  # let the last repaint happen
         if window.last_notice is not None:
             window.last_notice.close()

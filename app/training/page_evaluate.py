@@ -29,6 +29,7 @@ from app.training.plots import HeatmapTable, RocPlot
 from app.workers import Job
 
 COLUMNS = ["Precision", "Recall (sensitivity)", "Specificity", "F1", "AUROC", "AUROC 95% CI", "Images"]
+ROW_HEIGHT = 26
 KEYS = ["precision", "recall", "specificity", "f1", "auroc"]
 
 
@@ -70,6 +71,8 @@ class EvaluatePage(QWizardPage):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
         self.table.setToolTip("–: not defined (e.g. precision when no image was predicted as that class)")
         self.confusion = HeatmapTable("#1f5fa8")
         self.confusion.setObjectName("confusionMatrix")
@@ -182,9 +185,8 @@ class EvaluatePage(QWizardPage):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.table.setItem(i, j, item)
-        self.table.resizeRowsToContents()
         height = self.table.horizontalHeader().sizeHint().height() + 2 * self.table.frameWidth()
-        self.table.setFixedHeight(height + sum(self.table.rowHeight(i) for i in range(len(rows))) + 2)
+        self.table.setFixedHeight(height + ROW_HEIGHT * len(rows) + 2)
 
         self.prf.set_matrix([[per_class.get(x, {}).get(k) for k in ("precision", "recall", "f1")] for x in labels],
                             labels, ["precision", "recall", "F1"], "{:.2f}", vmax=1.0)  # fmt: skip

@@ -31,6 +31,7 @@ DEFAULT_ARCH = "cxr_resnet_small"
 def _form(tabs: QTabWidget, title: str) -> QFormLayout:
     page = QWidget()
     form = QFormLayout(page)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
     tabs.addTab(page, title)
     return form
 
@@ -118,6 +119,8 @@ class ModelPage(QWizardPage):
             photo.addWidget(QLabel(text))
             photo.addWidget(w)
         photo.addWidget(self.preview_button)
+        amp.addStretch(1)
+        photo.addStretch(1)
         f.addRow("Input size", self.image_size)
         f.addRow("Normalisation", self.normalisation)
         f.addRow("Resize", self.resize_mode)
@@ -152,9 +155,11 @@ class ModelPage(QWizardPage):
         opt = QHBoxLayout()
         opt.addWidget(self.optimizer)
         opt.addWidget(self.amsgrad)
+        opt.addStretch(1)
         early = QHBoxLayout()
         for w in (self.early, QLabel("monitor"), self.monitor, QLabel("patience"), self.patience):
             early.addWidget(w)
+        early.addStretch(1)
         f.addRow("Optimiser", opt)
         f.addRow("Learning rate", self.lr)
         f.addRow("Weight decay", self.weight_decay)

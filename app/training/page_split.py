@@ -74,6 +74,7 @@ class SplitPage(QWizardPage):
         self.balanced = QCheckBox("Balanced subset (the same number of patients in every class)")
         self.max_images = spin(0, 10_000_000, 0, " images", "all images", "Use at most this many images")
         form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
         form.addRow("Ratios", ratios)
         form.addRow("Patient IDs from", prow)
         form.addRow("Seed", self.seed)

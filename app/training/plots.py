@@ -112,9 +112,8 @@ class RocPlot(pg.PlotWidget):
         item.setLabel("left", "sensitivity (true-positive rate)", color="#333")
         item.setLabel("bottom", "1 − specificity (false-positive rate)", color="#333")
         item.showGrid(x=True, y=True, alpha=0.2)
-        item.setXRange(0, 1, padding=0.02)
-        item.setYRange(0, 1, padding=0.02)
-        item.setAspectLocked(True)
+        item.setMouseEnabled(x=False, y=False)
+        item.hideButtons()
         for axis in ("left", "bottom"):
             item.getAxis(axis).setPen(pg.mkPen("#666"))
             item.getAxis(axis).setTextPen(pg.mkPen("#333"))
@@ -137,6 +136,7 @@ class RocPlot(pg.PlotWidget):
             self.curves[label] = self.plot(
                 pts["fpr"], pts["tpr"], name=name, pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2)
             )
+        self.getPlotItem().vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
 
 
 def _blend(value: float, hue: QColor) -> QColor:
