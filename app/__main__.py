@@ -67,6 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
+    import warnings
+
+    import pydicom  # noqa: F401 - its import sets the "pydicom" logger's level; override after it
+
+    # pydicom logs every non-conformant value, which can include patient names: keep them out
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="pydicom")
+
     from app.dialogs import install_exception_hook
     from app.main_window import MainWindow
     from app.settings import Settings
@@ -80,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(app.exec())
     finally:
+        from app.workers import shutdown_jobs
+
+        shutdown_jobs()  # background decoding/indexing/model jobs end before the interpreter does
         sys.excepthook = previous_hook
 
 

@@ -118,3 +118,16 @@ def make_pool(max_threads: int, name: str = "") -> QThreadPool:
     if name:
         pool.setObjectName(name)
     return pool
+
+
+def shutdown_jobs(timeout_ms: int = 10_000) -> bool:
+    """Cancel every running job and wait for their threads (at exit: no thread outlives Python).
+
+    Returns True when every pool finished within ``timeout_ms``.
+    """
+    jobs = list(_RUNNING)
+    for job in jobs:
+        job.cancel()
+    pools = {id(p): p for p in (job.pool or QThreadPool.globalInstance() for job in jobs)}
+    pools.setdefault(id(QThreadPool.globalInstance()), QThreadPool.globalInstance())
+    return all(pool.waitForDone(timeout_ms) for pool in pools.values())

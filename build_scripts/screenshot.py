@@ -65,6 +65,9 @@ def main(argv: list[str]) -> int:
             window.last_notice.close()
         ok = window.grab().save(str(out))
         window.close()
+        from app.workers import shutdown_jobs
+
+        shutdown_jobs()
     app.processEvents()
     if not ok:
         print(f"could not write {out}", file=sys.stderr)

@@ -40,3 +40,11 @@ def test_no_unrestricted_torch_load() -> None:
                 kw = {k.arg: k.value for k in node.keywords}
                 assert "weights_only" in kw and getattr(kw["weights_only"], "value", None) is True, \
                     f"{path.relative_to(REPO)}:{node.lineno} torch.load without weights_only=True"
+
+
+def test_ruff_lint_is_clean() -> None:
+    """The lint rules in pyproject.toml hold for the whole tree (unused imports, bugbear, ...)."""
+    ruff = Path(sys.executable).with_name("ruff")
+    res = subprocess.run([str(ruff), "check", "--no-cache", str(REPO)], cwd=REPO, capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stdout[-3000:]

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ml.errors import CxrError, ModelFileError
 from ml import logfile
+from ml.errors import CxrError, ModelFileError
 from ml.models import bundle, catalogue, library, registry
 from ml.models.manifest import ModelManifest
 
