@@ -12,6 +12,8 @@ from PySide6.QtWidgets import QApplication
 
 from app.settings import APPLICATION, ORGANISATION
 
+CLI_COMMANDS = ("info", "render", "models", "predict", "train", "evaluate")
+
 
 def resource_path(name: str) -> Path:
     """A file under resources/, also inside a PyInstaller bundle (sys._MEIPASS)."""
@@ -58,6 +60,12 @@ def create_application(argv: Sequence[str]) -> tuple[QApplication, list[str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in CLI_COMMANDS and not Path(argv[0]).exists():
+        # `cxr-studio train --config ...`: the frozen app is also the `cxr` tool (the training
+        # wizard starts training this way), without creating a window.
+        from ml.cli import main as cli_main
+
+        return cli_main(argv)
     if "-h" in argv or "--help" in argv:
         parse_args(argv)  # prints the help and exits, without needing a display
     app, remaining = create_application(argv)

@@ -380,3 +380,16 @@ def test_unexpected_gui_errors_are_logged_and_shown(qtbot, window, monkeypatch, 
     assert any(b.text() == "Something went wrong." for b in boxes)
     for b in boxes:
         b.close()
+
+
+def test_app_entry_point_runs_cli_subcommands_without_a_window(data, tmp_path) -> None:
+    """The double-click app is also the `cxr` tool (the wizard runs `<app> train ...` when frozen)."""
+    script = (
+        "import sys; from app.__main__ import main; "
+        f"code = main(['render', {str(data / 'dicom' / 'rsna_cxr_pa.dcm')!r}, '-o', {str(tmp_path / 'r.png')!r}]); "
+        "print('qt app:', __import__('PySide6.QtWidgets', fromlist=['x']).QApplication.instance()); sys.exit(code)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=180,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "r.png").is_file() and "qt app: None" in out.stdout
