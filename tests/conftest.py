@@ -31,3 +31,14 @@ def _isolated_user_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     """Never touch the real user's model library, settings or caches from tests."""
     if "CXR_STUDIO_HOME" not in os.environ or os.environ["CXR_STUDIO_HOME"].startswith(str(REPO)):
         monkeypatch.setenv("CXR_STUDIO_HOME", str(tmp_path_factory.mktemp("cxr_home")))
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """One intra-op thread: on a shared 2-core machine, OpenMP oversubscription is 5-10x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,14 +16,7 @@ from ml.errors import CancelledError, DownloadError
 from ml.models import bundle, download, library, registry
 from ml.progress import CancelToken
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP oversubscription is 5-10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 PAYLOAD = bytes((i * 7919 + (i >> 8)) % 256 for i in range(600_000))

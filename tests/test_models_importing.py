@@ -16,14 +16,7 @@ import torch
 from ml.errors import ModelFileError, UnsafeModelFileError
 from ml.models import bundle, importing, registry
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP oversubscription is 5-10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 MARKER_ENV = "CXR_TEST_MARKER"

@@ -14,14 +14,7 @@ from ml.errors import CxrError, ModelFileError
 from ml.models import bundle, catalogue, library, registry
 from ml.models.manifest import ModelManifest
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP oversubscription is 5-10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture
