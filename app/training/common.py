@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.browser.thumbnails import make_thumbnail
 from app.workers import Job, make_pool
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -90,8 +91,8 @@ def set_data(w: QComboBox, data: Any) -> None:
 
 
 def _thumbnail(path: str, size: int) -> Any:
-    from app.browser.thumbnails import make_thumbnail
-
+    # make_thumbnail is imported at module level: a first import inside a pool thread stalled
+    # (10 s) while the GUI thread spun in QTest.qWait, which holds the GIL; app.exec() does not
     return make_thumbnail(path, size)
 
 
