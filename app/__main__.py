@@ -103,4 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # frozen app on Windows/macOS: data-loader workers re-run this executable
     sys.exit(main())

@@ -12,37 +12,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QStackedWidget,
-    QTextBrowser,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QWidget
 
-from app.analysis import jobs, report
-from app.analysis.heatmap import HeatmapControls, HeatmapLayer
+from app.analysis import jobs, panel_export, panel_layout, report
+from app.analysis.heatmap import HeatmapLayer
 from app.analysis.library_dialog import ModelLibraryDialog, card_html
+from app.analysis.panel_export import result_key as _key
+from app.analysis.panel_layout import DEVICES as DEVICES  # re-exported
+from app.analysis.panel_layout import EMPTY, READY
+from app.analysis.panel_layout import LISTING as LISTING  # re-exported
 from app.analysis.report import METHOD_NAMES
-from app.analysis.results import ResultsTable
 from app.workers import Job, make_pool
 from ml.errors import CxrError
-
-DEVICES = (("auto", "Automatic"), ("cpu", "CPU"), ("cuda", "CUDA GPU"), ("mps", "Apple GPU"))
-EMPTY, LISTING, READY = 0, 1, 2
-
-
-def _key(image: Any, frame: int) -> tuple[str, int]:
-    return str(image.meta.path), int(frame)
 
 
 class AnalysisPanel(QWidget):
@@ -83,122 +65,14 @@ class AnalysisPanel(QWidget):
         self._build()
         self._connect()
 
-    # ============================================================== layout
+    # ============================================================== layout (app.analysis.panel_layout)
     def _build(self) -> None:
-        self.stack = QStackedWidget()
-        # no model installed
-        empty = QWidget()
-        lay = QVBoxLayout(empty)
-        self.empty_label = QLabel("No model is installed.\nDownload a pretrained model from the catalogue, "
-                                  "or import a model file.", objectName="noModelLabel")  # fmt: skip
-        self.empty_label.setWordWrap(True)
-        self.download_button = QPushButton("Download…", objectName="offerDownload")
-        self.import_button = QPushButton("Import…", objectName="offerImport")
-        lay.addWidget(self.empty_label)
-        lay.addWidget(self.download_button)
-        lay.addWidget(self.import_button)
-        lay.addStretch(1)
-        listing = QLabel("Looking for installed models…")
-        listing.setAlignment(Qt.AlignmentFlag.AlignTop)
-        # models
-        main = QWidget()
-        v = QVBoxLayout(main)
-        v.setContentsMargins(4, 4, 4, 4)
-        pick = QHBoxLayout()
-        self.model_combo = QComboBox(objectName="modelPicker")
-        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.library_button = QToolButton(text="Library…", objectName="libraryButton")
-        pick.addWidget(QLabel("Model"))
-        pick.addWidget(self.model_combo, 1)
-        pick.addWidget(self.library_button)
-        v.addLayout(pick)
-        self.card = QTextBrowser(objectName="panelModelCard")
-        self.card.setMaximumHeight(150)
-        self.card_toggle = QCheckBox("Show model card")
-        self.card_toggle.setChecked(False)
-        self.card.setVisible(False)
-        dev = QHBoxLayout()
-        self.device_combo = QComboBox(objectName="deviceChoice")
-        for key, text in DEVICES:
-            self.device_combo.addItem(text, key)
-        dev.addWidget(self.card_toggle)
-        dev.addStretch(1)
-        dev.addWidget(QLabel("Device"))
-        dev.addWidget(self.device_combo)
-        v.addLayout(dev)
-        v.addWidget(self.card)
-        runs = QHBoxLayout()
-        self.run_image_button = QPushButton("Image", objectName="runImage")
-        self.run_series_button = QPushButton("Series", objectName="runSeries")
-        self.run_all_button = QPushButton("All studies", objectName="runAll")
-        self.run_image_button.setToolTip("Classify the image shown in the viewer")
-        self.run_series_button.setToolTip("Classify every image of the current series")
-        self.run_all_button.setToolTip("Classify every image of every open study")
-        runs.addWidget(QLabel("Run on"))
-        for b in (self.run_image_button, self.run_series_button, self.run_all_button):
-            runs.addWidget(b)
-        v.addLayout(runs)
-        prog = QHBoxLayout()
-        self.progress = QProgressBar(objectName="analysisProgress")
-        self.cancel_button = QToolButton(text="Cancel", objectName="analysisCancel")
-        prog.addWidget(self.progress, 1)
-        prog.addWidget(self.cancel_button)
-        v.addLayout(prog)
-        self.status = QLabel("", objectName="analysisStatus")
-        self.status.setWordWrap(True)
-        v.addWidget(self.status)
-        self.batch_combo = QComboBox(objectName="batchResults")
-        self.batch_combo.setVisible(False)
-        v.addWidget(self.batch_combo)
-        self.table = ResultsTable()
-        v.addWidget(self.table, 1)
-        box = QGroupBox("Heatmap")
-        bl = QVBoxLayout(box)
-        self.controls = HeatmapControls()
-        self.auto_explain = QCheckBox("Grad-CAM after each image run", objectName="autoExplain")
-        self.auto_explain.setChecked(True)
-        bl.addWidget(self.controls)
-        bl.addWidget(self.auto_explain)
-        v.addWidget(box)
-        exp = QHBoxLayout()
-        self.pdf_button = QPushButton("Report PDF…", objectName="exportPdf")
-        self.png_button = QPushButton("Report PNG…", objectName="exportPng")
-        self.csv_button = QPushButton("CSV…", objectName="exportCsv")
-        for b in (self.pdf_button, self.png_button, self.csv_button):
-            exp.addWidget(b)
-        v.addLayout(exp)
-        self.disclaimer = QLabel("<b>Not for diagnostic use.</b> A reading aid, not a diagnosis.")
-        self.disclaimer.setStyleSheet("color: #b41e1e")
-        v.addWidget(self.disclaimer)
-        for page in (empty, listing, main):
-            self.stack.addWidget(page)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self.stack)
-        self.stack.setCurrentIndex(LISTING)
+        panel_layout.build_layout(self)
         self._set_busy(False)
         self._update_enabled()
 
     def _connect(self) -> None:
-        self.download_button.clicked.connect(lambda: self.open_library(catalogue=True))
-        self.import_button.clicked.connect(self.import_model_dialog)
-        self.library_button.clicked.connect(lambda: self.open_library())
-        self.model_combo.currentIndexChanged.connect(self._model_chosen)
-        self.device_combo.currentIndexChanged.connect(self._device_chosen)
-        self.card_toggle.toggled.connect(self.card.setVisible)
-        self.run_image_button.clicked.connect(self.run_current)
-        self.run_series_button.clicked.connect(self.run_series)
-        self.run_all_button.clicked.connect(self.run_all)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.controls.explainRequested.connect(lambda: self.explain())
-        self.controls.styleChanged.connect(self.layer.set_style)
-        self.batch_combo.currentIndexChanged.connect(self._batch_row_chosen)
-        self.pdf_button.clicked.connect(lambda: self._export_dialog("pdf"))
-        self.png_button.clicked.connect(lambda: self._export_dialog("png"))
-        self.csv_button.clicked.connect(lambda: self._export_dialog("csv"))
-        self.viewer.imageChanged.connect(self._image_changed)
-        saved = self._settings_value("analysis/device", "auto")
-        self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(saved)))
+        panel_layout.connect_signals(self)
 
     def _settings_value(self, key: str, default: str) -> str:
         settings = getattr(getattr(self.main_window, "settings", None), "qsettings", None)
@@ -517,22 +391,10 @@ class AnalysisPanel(QWidget):
             self._show_prediction(None)
         self._update_enabled()
 
-    # ============================================================== export
+    # ============================================================== export (app.analysis.panel_export)
     def report_data(self) -> report.ReportData:
         """The report of the results shown, for the viewer's image, window and heatmap."""
-        p = self.prediction
-        image = self.viewer.image()
-        if p is None or image is None:
-            raise CxrError("Run a model on an image first: there are no results to report.")
-        frame = self.viewer.frame()
-        if (p.path, p.frame) != _key(image, frame):
-            raise CxrError("The results shown are for another image; run the model on this image first.")
-        version = next((str(m.manifest.version) for m in self.models if m.name == p.model_name), "")
-        return report.build_report(
-            p, image, frame, self.heatmap if self.heatmap_key == _key(image, frame) else None,
-            self.controls.style(), self.viewer.voi(), image.meta.inverted != self.viewer.is_inverted(),
-            version, self.loaded.device_label if self.loaded is not None else "",
-        )  # fmt: skip
+        return panel_export.report_data(self)
 
     def export_pdf(self, path: str | os.PathLike[str]) -> Path:
         return report.write_pdf(path, self.report_data())
@@ -548,29 +410,7 @@ class AnalysisPanel(QWidget):
         raise CxrError("There are no results to export yet.")
 
     def _export_dialog(self, kind: str) -> None:
-        stem = Path(self.prediction.path).stem if self.prediction is not None else "results"
-        names = {
-            "pdf": ("PDF report", f"{stem}_report.pdf", "PDF files (*.pdf)"),
-            "png": ("PNG report", f"{stem}_report.png", "PNG images (*.png)"),
-            "csv": (
-                "CSV results",
-                f"{stem if self.batch is None else 'batch'}_results.csv",
-                "CSV files (*.csv)",
-            ),
-        }
-        title, name, filt = names[kind]
-        start = getattr(getattr(self.main_window, "prefs", None), "last_directory", "") or str(Path.home())
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {title}", str(Path(start) / name), filt)
-        if not path:
-            return
-        if not path.lower().endswith("." + kind):
-            path += "." + kind
-        try:
-            written = {"pdf": self.export_pdf, "png": self.export_png, "csv": self.export_csv}[kind](path)
-        except CxrError as exc:
-            self._fail(str(exc))
-            return
-        self.main_window.statusBar().showMessage(f"Exported {written.name}", 5000)
+        panel_export.export_dialog(self, kind)
 
     # ============================================================== state
     def _progress(self, done: int, total: int, message: str) -> None:

@@ -20,94 +20,32 @@ with the same run folder continues exactly where it stopped (or where a killed r
 
 from __future__ import annotations
 
-import json
 import os
-import random
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ml import __version__
 from ml.errors import CxrError, DataSourceError
-from ml.fileio import write_text_atomic
 from ml.progress import CancelToken
-from ml.training import build, distributed
+from ml.training import build, distributed, rundata
 from ml.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ml.training.config import TrainConfig
-from ml.training.dataset import (
-    DecodedCache,
-    ResumableSampler,
-    XrayDataset,
-    class_balancing_weights,
-    warm_cache,
-)
+from ml.training.dataset import ResumableSampler, XrayDataset
 from ml.training.events import EventWriter
+from ml.training.finish import finish_run
 from ml.training.loop import EpochState, evaluate, recalibrate_batchnorm, train_one_epoch
-from ml.training.metrics import choose_thresholds, compute_metrics, summary, write_metrics
-from ml.training.splits import Split, read_split_csv, split_dataset, write_split_csv
-from ml.training.transforms import build_train_transform
+from ml.training.metrics import compute_metrics
+from ml.training.rundir import STOP_FILE as STOP_FILE  # re-exported
+from ml.training.rundir import Stopper, new_run_dir, seed_everything
+from ml.training.rundir import TrainingStopped as TrainingStopped
+from ml.training.rundir import TrainResult as TrainResult
+from ml.training.rundir import default_runs_dir as default_runs_dir
 
-STOP_FILE = "STOP"
 CHECKPOINT_FORMAT = 1
-
-
-class TrainingStopped(CxrError):
-    """The run was cancelled; it saved a resumable checkpoint first."""
-
-    exit_code = 3
-
-    def __init__(self, run_dir: Path) -> None:
-        super().__init__(f"Training stopped; resume with: cxr train --resume {run_dir}")
-        self.run_dir = run_dir
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    model_path: Path | None
-    metrics_path: Path | None
-    metrics: dict[str, Any]
-    best_epoch: int
-    best_value: float | None
-    installed_path: Path | None = None
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def default_runs_dir() -> Path:
-    from ml.logfile import user_data_dir
-
-    return user_data_dir() / "runs"
-
-
-def new_run_dir(config: TrainConfig, parent: Path | None = None) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", config.name or config.arch).strip("-") or "run"
-    base = (parent or default_runs_dir()) / f"{stamp}-{slug}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
 
 
 def monitor_of(config: TrainConfig) -> tuple[str, str]:
@@ -122,17 +60,6 @@ def _improved(value: float | None, best: float | None, mode: str) -> bool:
     if best is None:
         return True
     return value < best - 1e-12 if mode == "min" else value > best + 1e-12
-
-
-class _Stopper:
-    """Stop requests: the STOP file in the run folder or a CancelToken; agreed across ranks."""
-
-    def __init__(self, run_dir: Path, cancel: CancelToken | None, ctx: distributed.DistContext) -> None:
-        self.path, self.cancel, self.ctx = run_dir / STOP_FILE, cancel, ctx
-
-    def __call__(self) -> bool:
-        local = self.path.exists() or bool(self.cancel and self.cancel.cancelled)
-        return distributed.any_rank(self.ctx, local)
 
 
 # --------------------------------------------------------------------------- the run
@@ -156,108 +83,19 @@ class Run:
         self.config, self.run_dir, self.ctx, self.events = config, run_dir, ctx, events
         self.cancel, self.resume, self.on_epoch, self.final = cancel, resume, on_epoch, final
         self.cache_dir = cache_dir or run_dir / "cache"
-        self.stop = _Stopper(run_dir, cancel, ctx)
+        self.stop = Stopper(run_dir, cancel, ctx)
         self.device = ctx.device
         self.amp = bool(config.amp and self.device.type == "cuda")
 
-    # ---- data
+    # ---- data (ml.training.rundata)
     def prepare_data(self) -> None:
-        from ml.training.presets import load_source
-
-        cfg, ctx = self.config, self.ctx
-        data = split = None
-        if ctx.is_main:
-            data = load_source(cfg.data, cancel=self.cancel)
-            split_path = self.run_dir / "split.csv"
-            if self.resume and split_path.is_file():
-                split = read_split_csv(split_path, data)
-            else:
-                split = split_dataset(data, cfg.split, seed=cfg.seed)
-        data, split = distributed.broadcast_object(ctx, (data, split))
-        self.data, self.split = data, split
-        self.labels, self.task = list(data.labels), data.task
-        name = cfg.name or self.run_dir.name
-        self.manifest = build.make_manifest(cfg, self.labels, self.task, name)
-        self.cache = DecodedCache(self.cache_dir, self.manifest)
-        if ctx.is_main:
-            write_text_atomic(
-                self.run_dir / "data_report.json", json.dumps(data.report.to_dict(), indent=2) + "\n"
-            )
-            self.events.emit("data", report=data.report.to_dict())
-            for line in data.report.summary_lines()[len(self.labels) + 1 :]:
-                self.events.emit("warning", message=line.strip())
-        self._warm_cache()
-        if ctx.is_main:
-            write_split_csv(self.run_dir / "split.csv", self.split)
-            self.events.emit("split", summary=self.split.summary(), level=self.split.level)
+        rundata.prepare_data(self)
 
     def _warm_cache(self) -> None:
-        ctx, split = self.ctx, self.split
-        total = len(split.samples)
-        last = [0.0]
-
-        def progress(done: int, n: int, _msg: str) -> None:
-            if ctx.is_main and (time.monotonic() - last[0] > 0.5 or done == n):
-                last[0] = time.monotonic()
-                self.events.emit("cache", done=done * ctx.world_size, total=total)
-
-        failed = warm_cache(
-            self.cache,
-            split.samples,
-            workers=self.config.workers,
-            rank=ctx.rank,
-            world_size=ctx.world_size,
-            progress=progress,
-            cancel=self.cancel,
-        )
-        failed = sorted({f for part in distributed.all_gather_object(ctx, failed) for f in part})
-        distributed.barrier(ctx)
-        if not failed:
-            return
-        bad = {i for i, _ in failed}
-        rep = self.data.report
-        for i, reason in failed:
-            rep.add_unreadable(split.samples[i].path, reason)
-        if ctx.is_main:
-            first = split.samples[failed[0][0]]
-            self.events.emit(
-                "warning",
-                message=f"{len(failed)} image(s) could not be decoded and were skipped, "
-                f"e.g. {Path(first.path).name}: {failed[0][1]}",
-            )
-        keep = [i for i in range(total) if i not in bad]
-        self.split = Split(
-            [split.samples[i] for i in keep],
-            [split.assignment[i] for i in keep],
-            [split.patients[i] for i in keep],
-            split.level,
-            split.source,
-            split.labels,
-        )
-        if not self.split.indices("train"):
-            raise DataSourceError("No training image could be decoded; check the files listed as unreadable.")
+        rundata.warm_run_cache(self)
 
     def _loader(self, name: str, train: bool) -> tuple[XrayDataset, DataLoader, ResumableSampler]:
-        cfg, ctx = self.config, self.ctx
-        transform = build_train_transform(cfg.augment) if train else None
-        ds = XrayDataset(self.split.subset(name), self.labels, self.task, self.cache, transform, cfg.seed)
-        weights = None
-        if train and cfg.imbalance == "sampler" and len(ds):
-            weights = class_balancing_weights(ds.targets, len(self.labels), self.task)
-        sampler = ResumableSampler(
-            ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=train, seed=cfg.seed, weights=weights
-        )
-        g = torch.Generator()
-        g.manual_seed(cfg.seed)
-        loader = DataLoader(
-            ds,
-            batch_size=cfg.batch_size,
-            sampler=sampler,
-            num_workers=cfg.workers,
-            pin_memory=self.device.type == "cuda",
-            generator=g,
-        )
-        return ds, loader, sampler
+        return rundata.make_loader(self, name, train)
 
     # ---- model
     def prepare_model(self) -> None:
@@ -504,140 +342,9 @@ class Run:
             self.on_epoch(epoch + 1, row.get(self.monitor))
         self.save_last(epoch + 1, None, "last")
 
-    # ---- final evaluation and the model file
+    # ---- final evaluation and the model file (ml.training.finish)
     def finish(self) -> TrainResult:
-        cfg, ctx = self.config, self.ctx
-        best_path = self.run_dir / "checkpoints" / "best.pt"
-        distributed.barrier(ctx)
-        if best_path.is_file():
-            self.model.load_state_dict(load_checkpoint(best_path)["model"])
-        if not self.final:
-            return TrainResult(self.run_dir, None, None, {}, self.best_epoch, self.best_value)
-        thresholds = None
-        val_metrics = None
-        if len(self.val_ds):
-            vp, vt, vi, vloss = self.predict(self.val_loader)
-            if self.task == "multilabel":
-                thresholds = choose_thresholds(vp, vt, self.labels)
-            val_patients = [self.split.patients[i] for i in self.split.indices("val")]
-            val_metrics = compute_metrics(
-                vp,
-                vt,
-                self.labels,
-                self.task,
-                thresholds=thresholds,
-                loss=vloss,
-                patients=[val_patients[int(i)] for i in vi],
-                n_boot=0,
-            )
-        tp, tt, ti, tloss = self.predict(self.test_loader)
-        test_patients = [self.split.patients[i] for i in self.split.indices("test")]
-        test_metrics = compute_metrics(
-            tp,
-            tt,
-            self.labels,
-            self.task,
-            thresholds=thresholds,
-            loss=tloss,
-            patients=[test_patients[int(i)] for i in ti],
-            n_boot=cfg.bootstrap,
-            seed=cfg.seed,
-        )
-        if not ctx.is_main:
-            return TrainResult(self.run_dir, None, None, test_metrics, self.best_epoch, self.best_value)
-        test_samples = self.split.subset("test")
-        misclassified = _misclassified(tp, tt, ti, test_samples, self.labels, self.task, thresholds)
-        metrics = {
-            "test": test_metrics,
-            "val": val_metrics,
-            "thresholds": thresholds,
-            "best_epoch": self.best_epoch,
-            "monitor": self.monitor,
-            "best_value": self.best_value,
-            "history": self.history,
-            "split": self.split.summary(),
-            "misclassified": misclassified,
-            "data": {
-                "source": self.data.report.source,
-                "kind": self.data.report.kind,
-                "per_class": self.data.report.per_class,
-            },
-        }
-        metrics_path = self.run_dir / "metrics.json"
-        write_metrics(metrics_path, metrics)
-        manifest = self.manifest
-        manifest.thresholds = thresholds
-        manifest.provenance.training_data = (
-            f"{self.data.report.kind} {self.data.report.source}: "
-            + ", ".join(f"{k} {v}" for k, v in self.data.report.per_class.items())
-        )
-        s = self.split.summary()["splits"]
-        r = cfg.split.ratios
-        manifest.provenance.split = (
-            f"{self.split.level}-level split ({self.split.source}), ratios {r[0]:.2f}/{r[1]:.2f}/{r[2]:.2f}, "
-            f"seed {cfg.seed}: "
-            + ", ".join(f"{k} {v['images']} images / {v['patients']} patients" for k, v in s.items())
-        )
-        manifest.provenance.metrics = {
-            "test": summary(test_metrics),
-            "per_class_auroc": {k: v.get("auroc") for k, v in test_metrics["per_class"].items()},
-            "best_epoch": self.best_epoch,
-        }
-        manifest.provenance.date = datetime.now().isoformat(timespec="seconds")
-        manifest.provenance.app_version = __version__
-        manifest.provenance.extra = {
-            "config": cfg.to_dict(),
-            "split_counts": s,
-            "started_from": self.origin,
-            "run": self.run_dir.name,
-        }
-        from ml.models.bundle import save_model
-
-        model_path = save_model(self.run_dir / "model.safetensors", self.export_model, manifest)
-        installed = None
-        if cfg.install:
-            from ml.models.library import install_model_file
-
-            installed = install_model_file(model_path).path
-        self.events.emit(
-            "finished",
-            model_path=str(model_path),
-            metrics_path=str(metrics_path),
-            split_path=str(self.run_dir / "split.csv"),
-            metrics=summary(test_metrics),
-            installed=str(installed) if installed else None,
-        )
-        return TrainResult(
-            self.run_dir, model_path, metrics_path, metrics, self.best_epoch, self.best_value, installed
-        )
-
-
-def _misclassified(
-    probs, targets, idx, samples, labels, task, thresholds, limit: int = 100
-) -> list[dict[str, Any]]:  # noqa: ANN001
-    out = []
-    for p, t, i in zip(probs, targets, idx, strict=True):
-        s = samples[int(i)]
-        if task == "multiclass":
-            pred = int(p.argmax())
-            if pred != int(t):
-                out.append(
-                    {
-                        "path": s.path,
-                        "label": labels[int(t)],
-                        "predicted": labels[pred],
-                        "probability": round(float(p[pred]), 4),
-                    }
-                )
-        else:
-            thr = thresholds or {}
-            pred = {labels[j] for j in range(len(labels)) if float(p[j]) >= thr.get(labels[j], 0.5)}
-            truth = {labels[j] for j in range(len(labels)) if float(t[j]) > 0.5}
-            if pred != truth:
-                out.append({"path": s.path, "labels": sorted(truth), "predicted": sorted(pred)})
-        if len(out) >= limit:
-            break
-    return out
+        return finish_run(self)
 
 
 def run_training(
