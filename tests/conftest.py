@@ -31,6 +31,7 @@ def _isolated_user_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     """Never touch the real user's model library, settings or caches from tests."""
     if "CXR_STUDIO_HOME" not in os.environ or os.environ["CXR_STUDIO_HOME"].startswith(str(REPO)):
         monkeypatch.setenv("CXR_STUDIO_HOME", str(tmp_path_factory.mktemp("cxr_home")))
+    monkeypatch.delenv("CXR_STUDIO_CACHE_DIR", raising=False)  # ZIP extraction follows CXR_STUDIO_HOME
 
 
 @pytest.fixture(scope="module")

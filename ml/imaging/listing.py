@@ -141,10 +141,14 @@ def _head(path: str, n: int) -> bytes:
 
 
 def default_cache_dir() -> Path:
-    """Where extracted ZIP members go: $CXR_STUDIO_CACHE_DIR, else the user's cache folder."""
+    """Where extracted ZIP members go: $CXR_STUDIO_CACHE_DIR, else <$CXR_STUDIO_HOME>/cache when that
+    is set (everything of the app's in one folder), else the user's cache folder."""
     env = os.environ.get("CXR_STUDIO_CACHE_DIR")
     if env:
         return Path(env)
+    home = os.environ.get("CXR_STUDIO_HOME")
+    if home:
+        return Path(home).expanduser() / "cache"
     if sys.platform.startswith("win"):
         base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "CXR Studio"
     elif sys.platform == "darwin":
