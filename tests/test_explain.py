@@ -16,6 +16,7 @@ from ml.inference.preprocess import prepare
 from ml.models.manifest import InputDerivation, ModelManifest
 from ml.models.registry import build_model
 from ml.progress import CancelToken
+from ml.training.loop import recalibrate_batchnorm
 from tests.helpers.phantoms import SIZES, make_phantom, phantom_set
 
 
@@ -145,51 +146,19 @@ def test_occlusion_reports_progress_partial_maps_and_cancels() -> None:
 # --------------------------------------------------------------------------- the geometry proof
 
 
-class _Block(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
-        )  # fmt: skip
-        self.skip = (
-            nn.Identity() if stride == 1 and cin == cout
-            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-        )  # fmt: skip
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.body(x) + self.skip(x))
-
-
-class PhantomNet(nn.Module):
-    """A small residual CNN (BatchNorm, output stride 8; Grad-CAM layer ``layer3``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(1, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True)
-        )
-        self.layer1, self.layer2, self.layer3 = _Block(16, 16, 1), _Block(16, 32, 2), _Block(32, 64, 2)
-        self.fc = nn.Linear(64, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
-
-
 INPUT = 96
 
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[nn.Module, ModelManifest]:
-    """PhantomNet trained on lesion / normal phantoms (non-square, three sizes), seeded."""
+    """The registry's compact CNN trained on lesion / normal phantoms (non-square, three sizes), seeded
+    (Grad-CAM hits 10-12 of 12 over training seeds 0, 1, 2)."""
     torch.manual_seed(0)
     m = manifest(input_size=INPUT)
     train = phantom_set(64, True, seed=1) + phantom_set(64, False, seed=2)
     x = torch.from_numpy(np.stack([prepare(p.image, 0, m)[0] for p in train]))  # the shared derivation
     y = torch.tensor([int(p.has_lesion) for p in train])
-    model = PhantomNet()
+    model = build_model("cxr_resnet_small", 2, 1)
     opt = torch.optim.AdamW(model.parameters(), 3e-3, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(0)
     model.train()
@@ -199,13 +168,8 @@ def trained() -> tuple[nn.Module, ModelManifest]:
             opt.zero_grad()
             loss.backward()
             opt.step()
-    # recompute the BatchNorm statistics with the final weights (running averages lag behind)
-    for mod in model.modules():
-        if isinstance(mod, nn.BatchNorm2d):
-            mod.reset_running_stats()
-            mod.momentum = None
-    with torch.no_grad():
-        model(x)
+    # recompute the BatchNorm statistics with the final weights, as the trainer does
+    recalibrate_batchnorm(model, [(x,)], torch.device("cpu"))
     return model.eval(), m
 
 

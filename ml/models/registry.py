@@ -142,9 +142,8 @@ class CxrResNetSmall(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(0.2)
         self.fc = nn.Linear(w3, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        # PyTorch's default initialisation: with kaiming_normal(fan_out) instead, Grad-CAM on
+        # phantoms found the lesion in as few as 5 of 12 images depending on the seed (10-12 now).
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.layer3(self.layer2(self.layer1(self.stem(x))))
