@@ -40,7 +40,9 @@ def rsna() -> Path:
     return RSNA
 
 
-def install_tiny_model(name: str = "tiny-cxr") -> Path:
+def install_tiny_model(name: str = "tiny-cxr", seed: int = 2) -> Path:
+    """A random cxr_resnet_small. Seed 2 gives a Grad-CAM with positive evidence on the RSNA image;
+    seed 0's map is all zero (see test_heatmap_without_positive_evidence_says_so)."""
     import torch
 
     from ml.models import bundle, library
@@ -48,7 +50,7 @@ def install_tiny_model(name: str = "tiny-cxr") -> Path:
     from ml.models.manifest import Provenance
     from ml.models.registry import build_model
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     manifest = make_manifest(
         name=name,
         architecture="cxr_resnet_small",
@@ -414,3 +416,17 @@ def test_import_pth_through_the_form_and_download_offline_message(qtbot, tmp_pat
         qtbot.waitUntil(lambda: panel.stack.currentIndex() == EMPTY, timeout=WAIT_MS)
     finally:
         close(window, qtbot)
+
+
+def test_heatmap_without_positive_evidence_says_so(qtbot, tmp_path: Path, rsna: Path) -> None:
+    """A map with no positive evidence is not drawn as if it were one: the panel says so."""
+    install_tiny_model(seed=0)
+    window, panel = make_panel(qtbot, tmp_path)
+    qtbot.waitUntil(lambda: panel.loaded is not None, timeout=WAIT_MS)
+    window.open_paths([str(rsna)])
+    qtbot.waitUntil(lambda: window.viewer.image() is not None, timeout=WAIT_MS)
+    run_image(qtbot, panel)
+    assert float(panel.heatmap.values.max()) == 0.0
+    assert "no positive evidence" in panel.status.text()
+    assert (panel.layer.item.image[..., 3] == 0).all()  # nothing tints the image
+    close(window, qtbot)

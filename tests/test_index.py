@@ -261,7 +261,9 @@ def test_non_images_are_listed_as_errors_with_readable_messages(tmp_path):
     data = Path(ds.filename).read_bytes()
     Path(ds.filename).write_bytes(data[: len(data) - 1000])
     head = write_dicom(tmp_path / "head.dcm", rows=64, columns=64)
-    Path(head.filename).write_bytes(Path(head.filename).read_bytes()[:400])  # cut inside the header
+    raw = Path(head.filename).read_bytes()
+    cut = raw.index(str(head.SeriesInstanceUID).encode()) + 5  # inside a header value (UID lengths vary)
+    Path(head.filename).write_bytes(raw[:cut])
     write_dicom(tmp_path / "ok.dcm", preamble=False)  # no preamble: still DICOM
 
     index = build_index([tmp_path, tmp_path / "missing.dcm"])

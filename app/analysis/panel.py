@@ -336,8 +336,11 @@ class AnalysisPanel(QWidget):
     def _explained(self, heatmap: Any) -> None:
         self.heatmap = heatmap
         self.layer.set_heatmap(heatmap)
-        self.status.setText(f"{METHOD_NAMES.get(heatmap.method, heatmap.method)} for {heatmap.target_label}: "
-                            "where the model looked (not a finding).")  # fmt: skip
+        method = METHOD_NAMES.get(heatmap.method, heatmap.method)
+        if heatmap.values.size and float(heatmap.values.max()) <= 0.0:
+            self.status.setText(f"{method} found no positive evidence for {heatmap.target_label}: nothing to overlay.")
+        else:
+            self.status.setText(f"{method} for {heatmap.target_label}: where the model looked (not a finding).")
         self.last_outcome = "finished"
         self.heatmapReady.emit(heatmap)
 
