@@ -124,9 +124,9 @@ def _predict_file(path, args, predictor, explainer, explain_dir, problems) -> li
 def _write_heatmap(image, prediction, explainer, folder: Path, method: str) -> None:  # noqa: ANN001
     import numpy as np
 
-    from ml.explain.overlay import blend
     from ml.fileio import atomic_path, save_png_atomic
     from ml.imaging.display import render
+    from ml.imaging.overlay import blend
 
     heatmap = explainer.explain(image, prediction.frame, target=prediction.top_label)
     stem = Path(prediction.path).stem + (f"_frame{prediction.frame + 1}" if image.n_frames > 1 else "")

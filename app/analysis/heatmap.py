@@ -31,6 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ml.imaging.overlay import blend_rgba, heatmap_rgba
+
 COLOUR_MAPS = ("inferno", "turbo", "viridis", "plasma", "magma")
 METHODS = (("gradcam", "Grad-CAM"), ("occlusion", "Occlusion"))
 TOP_LABEL = ""  # target choice meaning "the model's top label"
@@ -45,24 +47,12 @@ def lookup_table(name: str) -> np.ndarray:
 
 
 def colour_heatmap(values: np.ndarray, colour_map: str = "inferno", threshold: float = 0.0) -> np.ndarray:
-    """rows x cols x 4 uint8 RGBA: ``values`` in [0, 1] coloured; below ``threshold`` transparent.
-
-    Alpha grows with the value (square root), so weak evidence barely tints the anatomy and the
-    strongest evidence is the most opaque — the same rule as ``ml.explain.overlay.blend``.
-    """
-    v = np.clip(np.nan_to_num(np.asarray(values, dtype=np.float32)), 0.0, 1.0)
-    index = np.rint(v * 255.0).astype(np.uint8)
-    rgba = lookup_table(colour_map)[index]
-    alpha = np.sqrt(v) * 255.0
-    rgba[..., 3] = np.where(v >= threshold, np.rint(alpha), 0).astype(np.uint8)
-    return rgba
+    """rows x cols x 4 uint8 RGBA of a pyqtgraph colour map, by the shared rule of
+    ``ml.imaging.overlay`` (alpha = sqrt(value), transparent below ``threshold``)."""
+    return heatmap_rgba(values, lookup_table(colour_map), threshold)
 
 
-def blend(rgb: np.ndarray, rgba: np.ndarray, opacity: float) -> np.ndarray:
-    """Alpha-blend an RGBA overlay (same rows x cols) onto an 8-bit RGB image."""
-    alpha = (rgba[..., 3:4].astype(np.float32) / 255.0) * float(opacity)
-    out = rgb.astype(np.float32) * (1.0 - alpha) + rgba[..., :3].astype(np.float32) * alpha
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+blend = blend_rgba  # alpha-blend an RGBA overlay onto an 8-bit RGB image (ml.imaging.overlay)
 
 
 @dataclass
