@@ -382,9 +382,13 @@ def test_import_of_malicious_pickle_is_refused(qtbot, tmp_path: Path) -> None:
         close(window, qtbot)
 
 
-def test_import_pth_through_the_form_and_download_offline_message(qtbot, tmp_path: Path) -> None:
+def test_import_pth_through_the_form_and_download_offline_message(qtbot, tmp_path: Path, monkeypatch) -> None:
+    import dataclasses
+    import socket
+
     import torch
 
+    from ml.models import catalogue
     from ml.models.registry import build_model
 
     pth = tmp_path / "my_resnet.pth"
@@ -405,11 +409,23 @@ def test_import_pth_through_the_form_and_download_offline_message(qtbot, tmp_pat
         qtbot.waitUntil(lambda: dialog.installed.count() == 1, timeout=WAIT_MS)
         assert "Normal, Pneumonia" in dialog.card.toPlainText()
         assert "Not for diagnostic use" in dialog.card.toPlainText()
-        # no network here: the download fails with one readable line, and nothing is installed
+        # offline: the entry's server refuses the connection (a closed port on 127.0.0.1; tests never
+        # reach out), so the download fails with one readable line, and nothing is installed
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed_port = sock.getsockname()[1]
+        real_get_entry = catalogue.get_entry
+
+        def offline_entry(name, path=None):
+            entry = real_get_entry(name, path)
+            return dataclasses.replace(entry, url=f"http://127.0.0.1:{closed_port}/{entry.filename}")
+
+        monkeypatch.setattr(catalogue, "get_entry", offline_entry)
         dialog.show_catalogue()
         dialog.download("densenet121-res224-all")
         qtbot.waitUntil(lambda: bool(dialog.last_error), timeout=WAIT_MS)
         assert "Cannot reach" in dialog.last_error and "network" in dialog.last_error
+        assert "127.0.0.1" in dialog.last_error  # the patched entry was used: no traffic left this machine
         assert "\n" not in dialog.last_error
         # remove: the panel goes back to the download/import offer
         dialog.remove("my_resnet")
