@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ml import DISCLAIMER, __version__
 from ml.errors import ModelFileError
@@ -34,6 +34,9 @@ FORMAT_VERSION = 1
 
 Task = Literal["multiclass", "multilabel"]
 ResizeMode = Literal["squash", "letterbox", "center_crop"]
+VoiMode = Literal["default", "auto", "none"]
+RESIZE_MODES: tuple[str, ...] = get_args(ResizeMode)
+VOI_MODES: tuple[str, ...] = get_args(VoiMode)
 Normalisation = dict[str, list[float]] | str
 
 IMAGENET_NORMALISATION: dict[str, list[float]] = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -47,7 +50,7 @@ class InputDerivation:
     modality_lut: bool = True
     #: "default": the file's own default VOI (first window / VOI LUT), else the automatic window;
     #: "auto": always the automatic window (percentiles of the pixel values); "none": min-max.
-    voi: Literal["default", "auto", "none"] = "default"
+    voi: VoiMode = "default"
     invert_monochrome1: bool = True
     #: the displayed image is scaled to [0, 1] before resizing and normalisation
     scale: Literal["unit"] = "unit"
@@ -137,7 +140,7 @@ class ModelManifest:
             and all(s > 0 for s in norm["std"])
         ):
             raise bad("normalisation needs 'mean' and positive 'std' lists, one value or one per channel")
-        if self.input_derivation.resize not in ("squash", "letterbox", "center_crop"):
+        if self.input_derivation.resize not in RESIZE_MODES:
             raise bad(f"unknown resize mode '{self.input_derivation.resize}'")
         for label, value in (self.thresholds or {}).items():
             if label not in self.labels:
