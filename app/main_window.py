@@ -20,13 +20,12 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
-    QToolButton,
     QWidget,
 )
 
 from app.browser import BrowserPanel, ImageLoader, IndexController, ThumbnailLoader, local_paths
 from app.dialogs import NOT_FOR_DIAGNOSTIC_USE, ShortcutsDialog, format_problems, show_about, show_message
+from app.progress import ProgressPanel, count_text
 from app.settings import Preferences, Settings
 from app.tags import TagPanel
 from ml.errors import CxrError
@@ -122,18 +121,15 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         self.cursor_label = QLabel("")
         self.cursor_label.setObjectName("cursorInfo")
-        self.progress = QProgressBar()
-        self.progress.setObjectName("indexProgress")
-        self.progress.setMaximumWidth(220)
-        self.progress.setTextVisible(True)
-        self.cancel_button = QToolButton(text="Cancel")
-        self.cancel_button.setToolTip("Stop opening files")
-        self.cancel_button.clicked.connect(self.indexer.cancel)
+        # the indexing queue is several jobs in a row: driven by hand (set_busy / set_progress)
+        self.progress = ProgressPanel(formatter=count_text, cancel_tooltip="Stop opening files",
+                                      object_name="indexProgress")
+        self.progress.bar.setMaximumWidth(220)
+        self.progress.cancelRequested.connect(self.indexer.cancel)
         self.disclaimer = QLabel(NOT_FOR_DIAGNOSTIC_USE)
         self.disclaimer.setObjectName("disclaimer")
         bar.addWidget(self.cursor_label, 1)
         bar.addPermanentWidget(self.progress)
-        bar.addPermanentWidget(self.cancel_button)
         bar.addPermanentWidget(self.disclaimer)
         self._set_busy(False)
 
@@ -195,7 +191,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.indexer.batch.connect(self._on_batch)
-        self.indexer.progress.connect(self._on_progress)
+        self.indexer.progress.connect(self.progress.set_progress)
         self.indexer.finished.connect(self._on_indexed)
         self.indexer.failed.connect(self._on_index_failed)
         self.indexer.cancelled.connect(self._on_index_cancelled)
@@ -296,11 +292,6 @@ class MainWindow(QMainWindow):
                 self._auto_show.discard(rid)
                 self.viewer.setFocus()  # the viewer's keys (W, L, M, B, ...) work at once
 
-    def _on_progress(self, done: int, total: int, message: str) -> None:
-        self.progress.setRange(0, max(total, 0))
-        self.progress.setValue(done)
-        self.progress.setFormat(f"{message} %v/%m" if total else message)
-
     def _on_indexed(self, rid: int, index: StudyIndex) -> None:
         entries = list(index.instances())
         self._remember(self._requests.pop(rid, []), entries)
@@ -339,10 +330,7 @@ class MainWindow(QMainWindow):
             self.settings.add_recent(useful)
 
     def _set_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        if busy:
-            self.progress.setRange(0, 0)
+        self.progress.set_busy(busy, "Opening files")
 
     # -- showing an instance -----------------------------------------------------------------------
     def show_instance(self, entry: InstanceEntry) -> None:

@@ -1,9 +1,17 @@
-"""Thread-pool jobs with progress, cancel, finished and error signals.
+"""Thread-pool jobs with progress, partial results, cancel, finished and error signals.
 
-A :class:`Job` runs one function on a ``QThreadPool``. The function receives a progress callback
-and a :class:`ml.progress.CancelToken` (the Qt-free protocol every long ``ml`` function speaks)
-and returns a result. Results, progress and errors come back as queued signals on the GUI thread,
-so a worker never touches a widget.
+A :class:`Job` runs one function on a ``QThreadPool``. The function receives a
+:class:`JobReporter` (a progress callback ``progress(done, total, message)``, so every ``ml``
+function that takes a ``ProgressCallback`` accepts it, plus ``progress.partial(value)`` for partial
+results) and a :class:`ml.progress.CancelToken` (the Qt-free protocol every long ``ml`` function
+speaks) and returns a result. A function may instead be a generator: each value it yields arrives
+as a partial result (``signals.partial``), the cancel token is checked between yields, and its
+``return`` value is the result (superqt's ``thread_worker`` works the same way). Results, progress,
+partial results and errors come back as queued signals on the GUI thread, so a worker never
+touches a widget and no relay ``QObject`` is needed.
+
+:class:`app.progress.ProgressPanel` is the one progress widget (bar, message, cancel) bound to a
+job.
 
 Errors the user can cause (:class:`ml.errors.CxrError`) arrive as their readable message;
 cancellation arrives as ``cancelled``; anything else is logged with its traceback and arrives as
@@ -12,9 +20,11 @@ cancellation arrives as ``cancelled``; anything else is logged with its tracebac
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
@@ -23,8 +33,26 @@ from ml.progress import CancelToken
 
 log = logging.getLogger(__name__)
 
-# fn(progress, cancel) -> result ; progress(done, total, message)
-JobFunction = Callable[[Callable[[int, int, str], None], CancelToken], Any]
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report. ``total == 0`` means "busy, amount unknown" (an indeterminate bar)."""
+
+    done: int = 0
+    total: int = 0
+    message: str = ""
+
+    @property
+    def indeterminate(self) -> bool:
+        return self.total <= 0
+
+    @property
+    def fraction(self) -> float | None:
+        """``done / total`` clipped to [0, 1]; None when the total is unknown."""
+        return None if self.total <= 0 else min(1.0, max(0.0, self.done / self.total))
+
+
+JobState = Literal["pending", "running", "finished", "error", "cancelled"]
 
 SOMETHING_WENT_WRONG = "Something went wrong"
 
@@ -38,10 +66,32 @@ class JobSignals(QObject):
     """Signals of one job; emitted from the worker thread, delivered on the GUI thread."""
 
     progress = Signal(int, int, str)  # done, total, message
+    partial = Signal(object)  # a partial result: progress.partial(value), or a generator's yield
     finished = Signal(object)  # the function's result
     error = Signal(str)  # a readable message
     cancelled = Signal()
     done = Signal()  # always emitted last, whatever the outcome
+
+
+class JobReporter:
+    """What a job function receives as ``progress``: call it to report, ``.partial`` to hand over
+    a partial result. Both may be called from the worker thread."""
+
+    def __init__(self, signals: JobSignals, job: Job):
+        self._signals = signals
+        self._job = job
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        report = Progress(int(done), int(total), str(message))
+        self._job.last_progress = report
+        self._signals.progress.emit(report.done, report.total, report.message)
+
+    def partial(self, value: Any) -> None:
+        self._signals.partial.emit(value)
+
+
+# fn(progress, cancel) -> result (or a generator: yields partial results, returns the result)
+JobFunction = Callable[[JobReporter, CancelToken], Any]
 
 
 class Job:
@@ -59,7 +109,21 @@ class Job:
         self.signals = JobSignals()
         self.result: Any = None
         self.error_message: str | None = None
+        self.last_progress = Progress(0, 0, description)
+        self.state: JobState = "pending"
+        self.reporter = JobReporter(self.signals, self)
+        self._done = False
         self.signals.done.connect(self._release)
+
+    @property
+    def is_done(self) -> bool:
+        """True once ``done`` has been delivered on the GUI thread (whatever the outcome)."""
+        return self._done
+
+    @property
+    def running(self) -> bool:
+        """Started and not yet done (the state a progress widget shows as busy)."""
+        return self.state != "pending" and not self._done
 
     def cancel(self) -> None:
         """Ask the function to stop at its next ``cancel.check()``."""
@@ -71,35 +135,56 @@ class Job:
 
     def start(self, priority: int = 0) -> Job:
         _RUNNING.add(self)
+        self.state = "running"
         (self.pool or QThreadPool.globalInstance()).start(self.run, priority)
         return self
 
-    def _report(self, done: int, total: int, message: str = "") -> None:
-        self.signals.progress.emit(int(done), int(total), str(message))
+    def _drain(self, generator: Any) -> Any:
+        """Run a generator function: each yield is a partial result, ``return`` the result."""
+        while True:
+            self.token.check()
+            try:
+                value = next(generator)
+            except StopIteration as stop:
+                return stop.value
+            self.signals.partial.emit(value)
 
     def run(self) -> None:  # worker thread
         try:
             if self.token.cancelled:
                 raise CancelledError("Cancelled by the user.")
-            self.result = self.fn(self._report, self.token)
+            result = self.fn(self.reporter, self.token)
+            if inspect.isgenerator(result):
+                generator = result
+                try:
+                    result = self._drain(generator)
+                finally:
+                    generator.close()  # runs its finally blocks when cancelled mid-way
+            self.result = result
         except CancelledError:
+            self.state = "cancelled"
             self.signals.cancelled.emit()
         except CxrError as exc:
+            self.state = "error"
             self.error_message = str(exc)
             self.signals.error.emit(self.error_message)
         except Exception:  # noqa: BLE001 - a worker must never take the application down
             log.exception("unexpected error in background job %r", self.description)
+            self.state = "error"
             self.error_message = unexpected_message(self.description)
             self.signals.error.emit(self.error_message)
         else:
             if self.token.cancelled:
+                self.state = "cancelled"
                 self.signals.cancelled.emit()
             else:
+                self.state = "finished"
                 self.signals.finished.emit(self.result)
         finally:
             self.signals.done.emit()
 
     def _release(self) -> None:
+        self._done = True
         _RUNNING.discard(self)
 
 

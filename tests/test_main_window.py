@@ -141,8 +141,12 @@ def test_drop_folder_indexes_every_image(qtbot, window, data, tmp_path):
         write_dicom(folder / "synthetic" / f"img{i}.dcm", rows=64, columns=64, patient_name="Doe^Jane",
                     patient_id="P1", study_uid=study, series_uid=series, instance_number=i)
 
+    busy = []
+    window.progress.busyChanged.connect(busy.append)
     assert drop(window, [folder])
     wait_indexed(qtbot, window)
+    qtbot.waitUntil(lambda: busy == [True, False], timeout=WAIT_MS)  # the status bar progress came and went
+    assert window.progress.isHidden() and not window.progress.animating
     index = window.browser.index
     assert sorted(Path(e.path).name for e in index.instances()) == ["a.dcm", "b.jpg", "c.png", "img1.dcm", "img2.dcm"]
     assert index.errors == []
