@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import traceback
 from datetime import datetime
 from pathlib import Path
 
-
-def user_data_dir() -> Path:
-    """The user's CXR Studio folder (models, runs, cache, logs). CXR_STUDIO_HOME overrides it."""
-    env = os.environ.get("CXR_STUDIO_HOME")
-    if env:
-        return Path(env)
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "CXR Studio"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "CXR Studio"
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "cxr-studio"
+from ml.paths import user_data_dir as user_data_dir  # re-exported: the app's data folder
 
 
 def log_unexpected(exc: BaseException) -> Path:

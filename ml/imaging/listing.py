@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import warnings
@@ -146,16 +145,9 @@ def default_cache_dir() -> Path:
     env = os.environ.get("CXR_STUDIO_CACHE_DIR")
     if env:
         return Path(env)
-    home = os.environ.get("CXR_STUDIO_HOME")
-    if home:
-        return Path(home).expanduser() / "cache"
-    if sys.platform.startswith("win"):
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "CXR Studio"
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches" / "CXR Studio"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cxr-studio"
-    return base / "cache"
+    from ml.paths import user_cache_dir
+
+    return user_cache_dir()
 
 
 class ArchiveCache:
