@@ -7,6 +7,10 @@ The derivation a model was trained with is stored in its manifest (``manifest.in
     -> MONOCHROME1 inverted -> [0, 1] -> grey/colour to the model's channels
     -> resize to input_size ("squash", "letterbox" or "center_crop") -> normalisation
 
+TorchXRayVision models (``pixels == "xrv"``, :meth:`InputDerivation.xrv`) get exactly xrv's input
+instead: stored values / (2**BitsStored - 1) (PNG/JPEG / 255), no VOI, MONOCHROME1 inverted, mapped
+to [-1024, 1024], ``XRayCenterCrop`` and ``XRayResizer`` (skimage's resize, reproduced in torch).
+
 Each call also returns an :class:`InputGeometry`, which records exactly which source pixels ended up
 where in the network input, so that a map computed on the input grid (a Grad-CAM or occlusion
 heatmap) can be put back on the source image's own pixel grid with :meth:`InputGeometry.to_source_grid`.
@@ -147,10 +151,34 @@ def _check_frame(image: XRayImage, frame: int) -> None:
         raise ImagingError(f"Frame {frame + 1} does not exist: the image has {image.n_frames} frame(s).")
 
 
+def xrv_unit_image(image: XRayImage, frame: int = 0, voi_lut: bool = False) -> np.ndarray:
+    """TorchXRayVision's grey levels in [0, 1] (HxW float32): ``(v + 1024) / 2048`` of xrv's values.
+
+    ``xrv.utils.load_image``: PNG/JPEG divided by 255 (the first channel of a colour image);
+    ``read_xray_dcm``: the stored values divided by ``2**BitsStored - 1``, no modality LUT, no VOI
+    unless ``voi_lut`` (then pydicom's default VOI, rescaled to the stored range), MONOCHROME1 inverted
+    (``max - v``). Values outside the range (xrv raises) are clipped.
+    """
+    _check_frame(image, frame)
+    values = image.frames[frame]
+    if image.is_color:
+        values = values[..., 0]
+    bits = int(image.meta.bits_stored or 8)
+    if voi_lut and image.meta.kind == "dicom":
+        out = voi_to_unit(modality_values(image, frame), default_voi(image, frame))
+    else:
+        out = values.astype(np.float32) / np.float32(2**bits - 1)
+    if image.meta.photometric == "MONOCHROME1":
+        out = np.float32(1.0) - out
+    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
 def unit_image(image: XRayImage, frame: int = 0, derivation: InputDerivation | None = None) -> np.ndarray:
-    """The displayed frame in [0, 1]: HxW float32 for grey, HxWx3 for colour (no resize)."""
+    """The frame in [0, 1] as the derivation says: HxW float32 for grey, HxWx3 for colour (no resize)."""
     _check_frame(image, frame)
     d = derivation or InputDerivation()
+    if d.pixels == "xrv":
+        return xrv_unit_image(image, frame, voi_lut=d.voi == "default")
     if image.is_color:
         return to_unit(image, frame)
     values = modality_values(image, frame) if d.modality_lut else image.frames[frame]
@@ -177,9 +205,48 @@ def _to_channels(unit: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(unit[None], channels, axis=0).astype(np.float32, copy=False)
 
 
+def _gaussian_1d(t: torch.Tensor, sigma: float, dim: int, fill: float) -> torch.Tensor:
+    """scipy.ndimage.gaussian_filter1d (truncate 4, mode "constant" with ``fill``) along ``dim``."""
+    radius = int(4.0 * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(t.dtype)
+    n, c = t.shape[:2]
+    if dim == -2:
+        padded = F.pad(t, (0, 0, radius, radius), value=fill)
+        weight = kernel.view(1, 1, -1, 1)
+    else:
+        padded = F.pad(t, (radius, radius, 0, 0), value=fill)
+        weight = kernel.view(1, 1, 1, -1)
+    out = F.conv2d(padded.reshape(n * c, 1, *padded.shape[-2:]), weight)
+    return out.reshape(n, c, *out.shape[-2:])
+
+
+def _xrv_resize(t: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """skimage.transform.resize(mode="constant", preserve_range=True), as xrv's XRayResizer calls it.
+
+    Works on [0, 1] values whose xrv value is ``(2 x - 1) * 1024``: skimage's zero padding in xrv's
+    range is 0.5 here. Anti-aliasing (when any side shrinks): a Gaussian with sigma = (factor - 1) / 2
+    per axis; then linear interpolation on centre-aligned coordinates.
+    """
+    in_rows, in_cols = t.shape[-2:]
+    if (rows, cols) == (in_rows, in_cols):
+        return t
+    t = t.to(torch.float64)
+    if rows < in_rows or cols < in_cols:
+        for dim, factor in ((-2, in_rows / rows), (-1, in_cols / cols)):
+            sigma = max(0.0, (factor - 1.0) / 2.0)
+            if sigma > 0:
+                t = _gaussian_1d(t, sigma, dim, 0.5)
+    out = F.interpolate(t, size=(rows, cols), mode="bilinear", align_corners=False)
+    return out.to(torch.float32)
+
+
 def _resize(t: torch.Tensor, rows: int, cols: int, mode: str) -> torch.Tensor:
     if tuple(t.shape[-2:]) == (rows, cols):
         return t
+    if mode == "xrv":
+        return _xrv_resize(t, rows, cols)
     if mode == "nearest":
         return F.interpolate(t, size=(rows, cols), mode="nearest-exact")
     if mode == "area":
@@ -201,7 +268,9 @@ def geometry_for(rows: int, cols: int, size: int, mode: str = "squash") -> Input
         pad_top, pad_left = (size - content_rows) // 2, (size - content_cols) // 2
     elif mode == "center_crop":
         side = min(rows, cols)
-        crop_top, crop_left = (rows - side) // 2, (cols - side) // 2
+        # TorchXRayVision's XRayCenterCrop offset (differs from (n - side) // 2 when n is even and
+        # side odd)
+        crop_top, crop_left = rows // 2 - side // 2, cols // 2 - side // 2
         crop_rows = crop_cols = side
     elif mode != "squash":
         raise ImagingError(f"Unknown resize mode '{mode}'.")
@@ -252,4 +321,5 @@ __all__ = [
     "normalise",
     "prepare",
     "unit_image",
+    "xrv_unit_image",
 ]

@@ -554,7 +554,7 @@ def convert_xrv(
         source=src.name,
         input_size=input_size or spec.default_input_size,
         normalisation="xrv",
-        input_derivation=InputDerivation(resize="center_crop"),
+        input_derivation=InputDerivation.xrv(),
         thresholds=thresholds or None,
         calibration="xrv_op_norm" if thresholds else None,
         hidden_labels=hidden,

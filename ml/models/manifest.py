@@ -35,8 +35,12 @@ FORMAT_VERSION = 1
 Task = Literal["multiclass", "multilabel"]
 ResizeMode = Literal["squash", "letterbox", "center_crop"]
 VoiMode = Literal["default", "auto", "none"]
+PixelSource = Literal["display", "xrv"]
+Interpolation = Literal["bilinear", "area", "nearest", "xrv"]
 RESIZE_MODES: tuple[str, ...] = get_args(ResizeMode)
 VOI_MODES: tuple[str, ...] = get_args(VoiMode)
+PIXEL_SOURCES: tuple[str, ...] = get_args(PixelSource)
+INTERPOLATIONS: tuple[str, ...] = get_args(Interpolation)
 Normalisation = dict[str, list[float]] | str
 
 IMAGENET_NORMALISATION: dict[str, list[float]] = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -45,8 +49,21 @@ UNIT_NORMALISATION: dict[str, list[float]] = {"mean": [0.5], "std": [0.5]}
 
 @dataclass
 class InputDerivation:
-    """How the network input is derived from a file's stored pixels (same in training and inference)."""
+    """How the network input is derived from a file's stored pixels (same in training and inference).
 
+    ``pixels`` says how the grey levels are made:
+
+    * ``"display"`` (CXR Studio's own models): modality LUT -> VOI (``voi``) -> MONOCHROME1 inverted
+      -> [0, 1], i.e. what the viewer shows;
+    * ``"xrv"`` (TorchXRayVision's ``load_image`` / ``read_xray_dcm``): the stored values divided by
+      ``2**BitsStored - 1`` (PNG/JPEG: by 255, 16-bit PNG by 65535; colour: the first channel), no
+      modality LUT, no VOI unless ``voi == "default"`` (xrv's ``voi_lut=True``), MONOCHROME1 inverted.
+      With ``resize="center_crop"`` and ``interpolation="xrv"`` this is exactly xrv's
+      ``XRayCenterCrop`` + ``XRayResizer``.
+    """
+
+    #: how the grey levels are made: "display" or "xrv" (see the class docstring)
+    pixels: PixelSource = "display"
     modality_lut: bool = True
     #: "default": the file's own default VOI (first window / VOI LUT), else the automatic window;
     #: "auto": always the automatic window (percentiles of the pixel values); "none": min-max.
@@ -55,14 +72,23 @@ class InputDerivation:
     #: the displayed image is scaled to [0, 1] before resizing and normalisation
     scale: Literal["unit"] = "unit"
     #: "squash": resize to input_size x input_size ignoring aspect; "letterbox": keep aspect, pad
-    #: with zeros; "center_crop": crop the central square, then resize (TorchXRayVision)
+    #: with zeros; "center_crop": crop the central square (offset ``n // 2 - side // 2``, as
+    #: TorchXRayVision's XRayCenterCrop), then resize
     resize: ResizeMode = "squash"
-    interpolation: Literal["bilinear", "area", "nearest"] = "bilinear"
+    #: "bilinear" (antialiased), "area", "nearest", or "xrv": skimage.transform.resize as xrv's
+    #: XRayResizer calls it (Gaussian anti-aliasing, sigma = (factor - 1) / 2, zero padding in xrv's
+    #: [-1024, 1024] range, then linear interpolation)
+    interpolation: Interpolation = "bilinear"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputDerivation:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def xrv(cls) -> InputDerivation:
+        """Exactly TorchXRayVision's input: ``load_image``/``read_xray_dcm``, centre crop, resizer."""
+        return cls(pixels="xrv", modality_lut=False, voi="none", resize="center_crop", interpolation="xrv")
 
 
 @dataclass
@@ -140,8 +166,13 @@ class ModelManifest:
             and all(s > 0 for s in norm["std"])
         ):
             raise bad("normalisation needs 'mean' and positive 'std' lists, one value or one per channel")
-        if self.input_derivation.resize not in RESIZE_MODES:
-            raise bad(f"unknown resize mode '{self.input_derivation.resize}'")
+        d = self.input_derivation
+        if d.resize not in RESIZE_MODES:
+            raise bad(f"unknown resize mode '{d.resize}'")
+        if d.pixels not in PIXEL_SOURCES:
+            raise bad(f"unknown pixel source '{d.pixels}'")
+        if d.interpolation not in INTERPOLATIONS:
+            raise bad(f"unknown interpolation '{d.interpolation}'")
         for label, value in (self.thresholds or {}).items():
             if label not in self.labels:
                 raise bad(f"threshold for unknown label '{label}'")
@@ -184,7 +215,11 @@ class ModelManifest:
             if required not in kwargs:
                 raise ModelFileError(f"The model manifest is damaged: '{required}' is missing.")
         try:
-            kwargs["input_derivation"] = InputDerivation.from_dict(dict(data.get("input_derivation") or {}))
+            derivation = dict(data.get("input_derivation") or {})
+            if "pixels" not in derivation and _converted_from_xrv(data):
+                # written before manifests said how pixels are made: xrv weights get xrv's input
+                derivation = asdict(InputDerivation.xrv())
+            kwargs["input_derivation"] = InputDerivation.from_dict(derivation)
             kwargs["provenance"] = Provenance.from_dict(dict(data.get("provenance") or {}))
             manifest = cls(**kwargs)
         except (TypeError, ValueError) as exc:
@@ -201,6 +236,19 @@ class ModelManifest:
 
 
 # ---------------------------------------------------------------------- shared helpers
+
+
+def _converted_from_xrv(data: dict[str, Any]) -> bool:
+    """A manifest written by an older CXR Studio for converted TorchXRayVision weights."""
+    provenance = data.get("provenance") or {}
+    extra = provenance.get("extra") or {}
+    origin = " ".join(str(x) for x in (extra.get("origin"), extra.get("source"), provenance.get("source_url")))
+    return (
+        data.get("normalisation") == "xrv"
+        and str(data.get("architecture", "")).startswith("xrv_")
+        and not provenance.get("split")  # not fine-tuned here (those keep what they were trained with)
+        and ("torchxrayvision" in origin.lower() or data.get("calibration") == "xrv_op_norm")
+    )
 
 
 def default_normalisation(kind: str, channels: int) -> Normalisation:
