@@ -1,4 +1,8 @@
-"""The metadata/tag panel: every element of the dataset, searchable, sequences expandable."""
+"""The metadata/tag panel (view): every element of the dataset, searchable, sequences expandable.
+
+The rows, the search text, which rows the search shows and the summary line belong to
+:class:`app.tags.presenter.TagPresenter` (Qt-free); this widget draws them and debounces typing.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.tags.rows import TagRow, count_rows, dataset_rows
+from app.tags.presenter import TagPresenter
+from app.tags.rows import TagRow, dataset_rows
 
 COLUMNS = ["Tag", "Name", "VR", "Value"]
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -53,35 +58,47 @@ class TagPanel(QWidget):
         layout.addWidget(self.summary)
         layout.addWidget(self.tree)
         self._debounce = QTimer(self, singleShot=True, interval=120)
-        self._debounce.timeout.connect(self._apply_filter)
+        self._debounce.timeout.connect(lambda: self.presenter.set_filter(self.search.text()))
         self.search.textChanged.connect(lambda _text: self._debounce.start())
-        self._n_rows = 0
+        self._flat: list[QTreeWidgetItem] = []  # every item, depth first (as the presenter's flags)
+        self.presenter = TagPresenter(self)
 
     # -- content -----------------------------------------------------------------------------------
     def clear(self, message: str = "No image selected") -> None:
-        self.tree.clear()
-        self._n_rows = 0
-        self.summary.setText(message)
+        self.presenter.clear(message)
 
     def set_dataset(self, dataset: object | None, title: str = "") -> None:
         """Show a pydicom Dataset (None or a non-DICOM image: an explanatory line instead)."""
         if dataset is None:
-            self.clear(f"{title}: no DICOM header (PNG/JPEG file)" if title else "No DICOM header")
+            self.presenter.set_no_header(title)
             return
         self.set_rows(dataset_rows(dataset), title)
 
     def set_rows(self, rows: list[TagRow], title: str = "") -> None:
+        self.presenter.set_rows(rows)
+
+    # -- what the presenter asks for (TagView) -------------------------------------------------------
+    def show_rows(self, rows: list[TagRow]) -> None:
+        self._flat = []
         self.tree.setUpdatesEnabled(False)
         try:
             self.tree.clear()
             self.tree.addTopLevelItems([self._item(row) for row in rows])
         finally:
             self.tree.setUpdatesEnabled(True)
-        self._n_rows = count_rows(rows)
-        self._apply_filter()
+
+    def apply_filter(self, flags: list[tuple[bool, bool]]) -> None:
+        for item, (visible, expand) in zip(self._flat, flags, strict=True):
+            item.setHidden(not visible)
+            if expand:
+                item.setExpanded(True)
+
+    def set_summary(self, text: str) -> None:
+        self.summary.setText(text)
 
     def _item(self, row: TagRow) -> QTreeWidgetItem:
         item = QTreeWidgetItem([row.tag, row.name, row.vr, row.value])
+        self._flat.append(item)
         item.setData(0, SEARCH_ROLE, row.search_text)
         item.setToolTip(3, row.value)
         if row.keyword:
@@ -95,29 +112,7 @@ class TagPanel(QWidget):
         """Set the search text and filter now (the line edit debounces typing)."""
         self.search.setText(text)
         self._debounce.stop()
-        self._apply_filter()
-
-    def _apply_filter(self) -> None:
-        needle = self.search.text().strip().lower()
-        shown = 0
-        for i in range(self.tree.topLevelItemCount()):
-            shown += self._filter_item(self.tree.topLevelItem(i), needle, False)
-        if not needle:
-            self.summary.setText(f"{self._n_rows} elements" if self._n_rows else self.summary.text())
-        else:
-            self.summary.setText(f"{shown} of {self._n_rows} elements match “{self.search.text().strip()}”")
-
-    def _filter_item(self, item: QTreeWidgetItem, needle: str, parent_matches: bool) -> int:
-        """Hide what does not match; keep ancestors of matches and descendants of a matching row."""
-        matches = not needle or parent_matches or needle in (item.data(0, SEARCH_ROLE) or "")
-        shown_children = 0
-        for i in range(item.childCount()):
-            shown_children += self._filter_item(item.child(i), needle, matches and bool(needle))
-        visible = matches or shown_children > 0
-        item.setHidden(not visible)
-        if needle and shown_children and not parent_matches:
-            item.setExpanded(True)
-        return (1 if visible and (matches or not needle) else 0) + shown_children
+        self.presenter.set_filter(text)
 
     def visible_rows(self) -> list[tuple[str, str, str]]:
         """(tag, name, value) of every row not hidden by the filter, depth first (for tests)."""
