@@ -44,9 +44,10 @@ def _register_imaging(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ml.imaging.read import is_non_image, read_meta
+    from ml.imaging.header import read_header
+    from ml.imaging.read import is_non_image
 
-    meta = read_meta(args.path)
+    meta = read_header(args.path)  # the one header reader: a truncated file is an error here too
     data = meta.to_dict()
     data["non_image_object"] = is_non_image(meta)
     if args.json:
@@ -139,9 +140,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print("cxr: error: out of memory", file=sys.stderr)
         return 2
+    except RecursionError:
+        print("cxr: error: the input is damaged (nested too deeply to read)", file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, traceback to the log
-        from ml.logfile import log_unexpected
+        return _unexpected(exc)
+    except BaseException as exc:  # a Rust extension's panic (pyo3_runtime.PanicException)
+        if type(exc).__name__ != "PanicException":
+            raise
+        return _unexpected(exc)
 
-        where = log_unexpected(exc)
-        print(f"cxr: something went wrong ({type(exc).__name__}); details in {where}", file=sys.stderr)
-        return 1
+
+def _unexpected(exc: BaseException) -> int:
+    from ml.logfile import log_unexpected
+
+    where = log_unexpected(exc)
+    print(f"cxr: something went wrong ({type(exc).__name__}); details in {where}", file=sys.stderr)
+    return 1

@@ -50,6 +50,10 @@ class CorruptImageError(ImagingError):
     """The file is damaged and cannot be decoded."""
 
 
+class ImageTooLargeError(ImagingError):
+    """The header claims an image larger than this machine may decode (the message names the size)."""
+
+
 class ModelFileError(CxrError):
     """A model file is not ours, is truncated, or does not match its manifest."""
 

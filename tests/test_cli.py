@@ -26,9 +26,13 @@ def test_info_and_render_every_shared_file(dicom_dir: Path, tmp_path: Path, caps
     for path in sorted(dicom_dir.glob("*.dcm")):
         code_info = cxr(["info", str(path), "--json"])
         out = capsys.readouterr()
-        assert code_info == 0, path.name
-        meta = json.loads(out.out)
-        assert meta["transfer_syntax_uid"]
+        if "too_short" in path.name:  # truncated: an error, as in render, the GUI and the index
+            assert code_info == 2 and "truncated pixel data" in out.err and out.err.count("\n") == 1, out.err
+            assert not out.out
+        else:
+            assert code_info == 0, path.name
+            meta = json.loads(out.out)
+            assert meta["transfer_syntax_uid"]
         code = cxr(["render", str(path), "-o", str(tmp_path / "out.png")])
         err = capsys.readouterr().err
         if code == 0:
@@ -72,3 +76,25 @@ def test_bad_input_gives_one_line_and_nonzero_exit(dicom_dir: Path, tmp_path: Pa
     assert not (tmp_path / "x.png").exists()
     res = run_cxr("render", str(dicom_dir / "liver_deflate.dcm"), "-o", str(tmp_path / "x.png"))
     assert "Deflated Image Frame Compression" in res.stderr
+
+
+def test_info_and_the_index_agree_on_every_shared_file(dicom_dir: Path, capsys) -> None:
+    """One header reader: the same facts, and the same errors, from `cxr info` and the index."""
+    from ml.imaging.index import build_index
+
+    index = build_index([dicom_dir])
+    listed = {e.source: e.meta.to_dict() for e in index.instances()}
+    errors = dict(index.errors)
+    files = sorted(dicom_dir.iterdir())
+    assert len(files) == 21 and {*listed, *errors} == {str(p) for p in files}
+    for path in files:
+        code = cxr(["info", str(path), "--json"])
+        out = capsys.readouterr()
+        if str(path) in errors:
+            assert code == 2 and out.err.strip() == f"cxr: error: {errors[str(path)]}", path.name
+        else:
+            assert code == 0, (path.name, out.err)
+            info = json.loads(out.out)
+            info.pop("non_image_object")
+            assert info == json.loads(json.dumps(listed[str(path)], default=str)), path.name
+    assert "truncated pixel data" in errors[str(dicom_dir / "emri_small_jpeg_2k_lossless_too_short.dcm")]

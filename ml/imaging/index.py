@@ -18,7 +18,6 @@ import bisect
 import logging
 import os
 import re
-import struct
 import time
 import warnings
 import zipfile
@@ -26,47 +25,25 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
 
-import pydicom
-from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import FileDataset
-from pydicom.errors import InvalidDicomError
-from pydicom.filereader import read_partial
-from pydicom.values import convert_value
-
-from ml.errors import CxrError, ImagingError, NotAnImageError, TruncatedPixelDataError
+from ml.errors import CxrError
+from ml.imaging.decoding import is_panic
+from ml.imaging.header import HEADER_TAGS as HEADER_TAGS  # re-exported
+from ml.imaging.header import MEDIA_STORAGE_DIRECTORY, read_header
 from ml.imaging.image import ImageMeta
-from ml.imaging.listing import ZIP_MAGIC as ZIP_MAGIC  # re-exported
 from ml.imaging.listing import ArchiveCache, ListedFile, iter_files
 from ml.imaging.listing import default_cache_dir as default_cache_dir  # re-exported
-from ml.imaging.read import JPEG_MAGIC, PNG_MAGIC, meta_from_dataset, read_meta
+from ml.imaging.sniff import ZIP_MAGIC as ZIP_MAGIC  # re-exported
 from ml.progress import CancelToken, ProgressCallback
+
+__all__ = [
+    "NO_PATIENT", "InstanceEntry", "PatientEntry", "SeriesEntry", "StudyEntry", "StudyIndex", "build_index",
+    "iter_files", "read_header",
+]
 
 log = logging.getLogger(__name__)
 
 NO_PATIENT = "(no patient)"
-MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # the DICOMDIR SOP class
-DEFLATED_DATASET = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
-# Every header element meta_from_dataset uses; the rest of the header is skipped unparsed.
-HEADER_TAGS = [
-    pydicom.datadict.tag_for_keyword(k)
-    for k in (
-        "SOPClassUID", "SOPInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "Modality",
-        "StudyDescription", "SeriesDescription", "PatientName", "PatientID", "PatientBirthDate",
-        "PatientSex", "EstimatedRadiographicMagnificationFactor", "ImagerPixelSpacing",
-        "ViewPosition", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "InstanceNumber",
-        "Laterality", "ImageLaterality", "SamplesPerPixel", "PhotometricInterpretation",
-        "NumberOfFrames", "Rows", "Columns", "PixelSpacing", "NominalScannedPixelSpacing",
-        "BitsAllocated", "BitsStored", "PixelRepresentation", "LossyImageCompression",
-        "LossyImageCompressionMethod", "PresentationLUTShape",
-    )
-]
-_HEADER_KEYWORDS = {tag: pydicom.datadict.keyword_for_tag(tag) for tag in HEADER_TAGS}
-_PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}  # Float, Double Float, Pixel Data
-_SEQ_DELIM_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD), length 0
-_SEQ_DELIM_BE = b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"
 
 
 # --------------------------------------------------------------------------- data model
@@ -254,134 +231,11 @@ class StudyIndex:
                     yield from series.instances
 
 
-# --------------------------------------------------------------------------- listing
-
-# --------------------------------------------------------------------------- header reading
+# --------------------------------------------------------------------------- reading
 
 
 class _Excluded(Exception):
     """A valid file that is not indexed on purpose (the DICOMDIR itself)."""
-
-
-def _plausible_raw_dicom(head: bytes) -> bool:
-    """A file without preamble starts with a group 0002 or 0008 element (little or big endian)."""
-    return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
-
-
-class _HeaderView:
-    """The part of the Dataset interface :func:`meta_from_dataset` uses (``get``, ``in``,
-    ``file_meta``), over values converted straight from the raw elements. Skipping pydicom's
-    per-access Dataset machinery makes header indexing about three times faster."""
-
-    def __init__(self, ds: FileDataset) -> None:
-        self.file_meta = ds.file_meta
-        encodings = ds.original_character_set
-        values: dict[str, Any] = {}
-        self.short = False  # an element's value ends before its declared length
-        for tag, keyword in _HEADER_KEYWORDS.items():
-            raw = ds.get_item(tag)
-            if raw is None:
-                continue
-            try:
-                if isinstance(raw, RawDataElement):
-                    if raw.value is not None and raw.length != 0xFFFFFFFF and len(raw.value) < raw.length:
-                        self.short = True
-                    vr = raw.VR if raw.VR not in (None, "UN") else dictionary_VR(tag)
-                    values[keyword] = convert_value(vr, raw, encodings)
-                else:
-                    values[keyword] = raw.value
-            except Exception:  # noqa: BLE001 - a malformed value is treated as absent
-                continue
-        self._values = values
-
-    def get(self, keyword: str, default: Any = None) -> Any:
-        return self._values.get(keyword, default)
-
-    def __contains__(self, keyword: object) -> bool:
-        return keyword in self._values
-
-
-def _encapsulated_truncated(fh: BinaryIO, pos: int, size: int, little_endian: bool) -> bool:
-    """True when encapsulated pixel data starting at ``pos`` ends before its delimiter.
-
-    Only the 8-byte item headers are read (fragments are skipped with seek), so this is cheap.
-    """
-    fh.seek(max(0, size - 8))
-    if fh.read(8) == (_SEQ_DELIM_LE if little_endian else _SEQ_DELIM_BE):
-        return False
-    fmt = "<HHL" if little_endian else ">HHL"
-    fh.seek(pos)
-    while True:
-        header = fh.read(8)
-        if len(header) < 8:
-            return True
-        group, elem, length = struct.unpack(fmt, header)
-        if (group, elem) == (0xFFFE, 0xE0DD):
-            return False
-        if (group, elem) != (0xFFFE, 0xE000) or fh.tell() + length > size:
-            return True
-        fh.seek(length, os.SEEK_CUR)
-
-
-def read_header(path: str | os.PathLike[str]) -> ImageMeta:
-    """Header facts of one DICOM, PNG or JPEG file without touching pixel data.
-
-    Unlike :func:`ml.imaging.read.read_meta`, ``has_pixels`` is exact (the pixel data element was
-    seen), and pixel data that ends before its declared length or delimiter raises
-    :class:`TruncatedPixelDataError`, as does an image object without pixel data.
-    """
-    path = os.fspath(path)
-    name = Path(path).name
-    with open(path, "rb") as fh:
-        head = fh.read(132)
-        if head.startswith((PNG_MAGIC, JPEG_MAGIC)):
-            return read_meta(path)
-        if not head:
-            raise NotAnImageError(f"{name} is empty.")
-        preamble = len(head) == 132 and head[128:132] == b"DICM"
-        if not preamble and not _plausible_raw_dicom(head):
-            raise NotAnImageError(f"{name} is not a DICOM or image file.")
-        fh.seek(0)
-        seen: dict[str, int] = {}
-
-        def at_pixels(tag: int, vr: str | None, length: int) -> bool:
-            if tag in _PIXEL_TAGS:
-                seen["tag"], seen["length"], seen["pos"] = int(tag), length, fh.tell()
-                return True
-            return False
-
-        try:
-            ds = read_partial(fh, stop_when=at_pixels, force=not preamble, specific_tags=HEADER_TAGS)
-            view = _HeaderView(ds)
-            meta = meta_from_dataset(view, path)  # type: ignore[arg-type]
-        except InvalidDicomError:
-            raise NotAnImageError(f"{name} is not a DICOM or image file.") from None
-        except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-                struct.error) as exc:
-            raise ImagingError(f"{name} is damaged and cannot be read as DICOM ({exc}).") from None
-        if not preamble and not (meta.sop_class_uid or meta.study_uid or meta.rows):
-            raise NotAnImageError(f"{name} is not a DICOM or image file.")
-        size = os.fstat(fh.fileno()).st_size
-        # Elements skipped with seek (or read short) past the end of the file: cut short.
-        if (fh.tell() > size and "tag" not in seen) or view.short:
-            raise ImagingError(f"{name} is damaged or truncated: its header is incomplete.")
-        meta.has_pixels = "tag" in seen
-        meta.float_pixels = seen.get("tag") in (0x7FE00008, 0x7FE00009)
-        # Positions are only meaningful in the file itself, not in an inflated (deflated) dataset.
-        if meta.has_pixels and meta.transfer_syntax_uid != DEFLATED_DATASET:
-            if seen["length"] == 0xFFFFFFFF:
-                truncated = _encapsulated_truncated(fh, seen["pos"], size, ds.is_little_endian)
-            else:
-                truncated = seen["pos"] + seen["length"] > size
-            if truncated:
-                raise TruncatedPixelDataError(f"{name}: truncated pixel data (the file ends early).")
-    if not meta.has_pixels and (meta.rows or "Image Storage" in meta.sop_class_name):
-        raise TruncatedPixelDataError(f"{name} has no pixel data: the file is truncated.")
-    if not meta.has_pixels and meta.sop_class_uid != MEDIA_STORAGE_DIRECTORY:
-        # A non-image object still has all four UIDs; without them the header was cut short.
-        if not (meta.sop_instance_uid and meta.study_uid and meta.series_uid):
-            raise ImagingError(f"{name} is damaged or truncated: its header is incomplete.")
-    return meta
 
 
 def _index_one(item: ListedFile, archives: ArchiveCache) -> InstanceEntry:
@@ -473,7 +327,13 @@ def _read_listed(item: ListedFile, archives: ArchiveCache, errors: list[tuple[st
         errors.append((item.source, f"{name} cannot be read ({exc.strerror or type(exc).__name__})."))
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
         errors.append((item.source, f"{name} cannot be extracted from its archive ({exc})."))
+    except RecursionError:
+        errors.append((item.source, f"{name} is damaged: its sequences are nested too deeply."))
     except Exception as exc:  # noqa: BLE001 - one odd file must not stop the indexing
-        log.exception("unexpected error while indexing a file (%s)", type(exc).__name__)
+        log.error("unexpected error while indexing a file (%s)", type(exc).__name__)
         errors.append((item.source, f"{name}: something went wrong while reading it ({type(exc).__name__})."))
+    except BaseException as exc:
+        if not is_panic(exc):
+            raise
+        errors.append((item.source, f"{name} is damaged and cannot be read."))
     return None

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
+import stat
 import tempfile
 import threading
-import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import pydicom
+from ml.errors import ImagingError
+from ml.imaging.dicomdir import read_dicomdir
+from ml.imaging.sniff import ZIP_MAGIC, read_head
 
-ZIP_MAGIC = b"PK\x03\x04"
+# Extraction limits (a ZIP bomb must not fill the disk): one member may expand at most
+# MAX_RATIO times its compressed size (when over RATIO_FREE bytes), and one archive may write at
+# most MAX_TOTAL_FACTOR times its own size plus TOTAL_SLACK bytes into the cache.
+MAX_RATIO = 100
+RATIO_FREE = 16 << 20
+MAX_TOTAL_FACTOR = 8
+TOTAL_SLACK = 256 << 20
 # Operating-system bookkeeping files that are never the user's images.
 _JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "__macosx"}
 
@@ -54,10 +61,13 @@ def _list_zip(path: str) -> Iterator[ListedFile]:
         return
     for info in infos:
         parts = PurePosixPath(info.filename.replace("\\", "/")).parts
-        if info.is_dir() or any(_is_junk(p) for p in parts):
+        if info.is_dir() or not parts or any(_is_junk(p) for p in parts):
             continue
         source = f"{path}:{info.filename}"
-        if info.flag_bits & 0x1:
+        if "\0" in info.filename or any(ord(c) < 32 for c in info.filename):
+            shown = info.filename.replace("\0", "\\0").encode("unicode_escape").decode("ascii")
+            yield ListedFile(path, source, info.filename, f"A member of {name} has an invalid name ({shown!r}): skipped.")
+        elif info.flag_bits & 0x1:
             yield ListedFile(path, source, info.filename, f"{parts[-1]} in {name} is password-protected.")
         elif info.filename.lower().endswith(".zip"):
             yield ListedFile(
@@ -74,38 +84,35 @@ def _walk(folder: str) -> Iterator[ListedFile]:
             if _is_junk(fname):
                 continue
             full = os.path.join(root, fname)
-            if fname.lower().endswith(".zip"):
+            if not _is_regular(full):
+                yield ListedFile(full, full, error=f"{fname} is not a regular file (a pipe, socket or device): skipped.")
+            elif fname.lower().endswith(".zip"):
                 yield from _list_zip(full)
             else:
                 yield ListedFile(full, full)
 
 
-def _list_dicomdir(path: str) -> Iterator[ListedFile]:
-    """The files a DICOMDIR references; the whole folder when its records are broken."""
-    root = os.path.dirname(os.path.abspath(path))
-    refs: list[str] = []
-    problem = ""
+def _is_regular(path: str) -> bool:
+    """A regular file (symlinks followed), checked with stat: a FIFO is never opened here."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path)
-        for record in ds.DirectoryRecordSequence:
-            file_id = record.get("ReferencedFileID")
-            if file_id:
-                parts = [file_id] if isinstance(file_id, str) else list(file_id)
-                refs.append(os.path.join(root, *[str(p) for p in parts]))
-        missing = sum(1 for r in refs if not os.path.isfile(r))
-        if not refs:
-            problem = "references no files"
-        elif missing:
-            problem = f"references {missing} file(s) that are missing"
-    except Exception as exc:  # noqa: BLE001 - any damage means: fall back to scanning
-        problem = f"cannot be read ({type(exc).__name__})"
-    if problem:
-        yield ListedFile(path, path, error=f"DICOMDIR {problem}: the folder was scanned instead.")
-        yield from (f for f in _walk(root) if os.path.basename(f.path).upper() != "DICOMDIR")
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return True  # let reading it give the real reason (broken link, permission...)
+
+
+def _list_dicomdir(path: str) -> Iterator[ListedFile]:
+    """The files a DICOMDIR references (pydicom's FileSet); the whole folder when its records
+    are broken. References leading out of the DICOMDIR's folder are refused, never read."""
+    listing = read_dicomdir(path)
+    if listing.outside:
+        yield ListedFile(path, path, error=(
+            f"DICOMDIR references {listing.outside} file(s) outside its folder: they were not read."
+        ))
+    if listing.problem:
+        yield ListedFile(path, path, error=f"DICOMDIR {listing.problem}: the folder was scanned instead.")
+        yield from (f for f in _walk(listing.root) if os.path.basename(f.path).upper() != "DICOMDIR")
         return
-    for ref in refs:
+    for ref in listing.files:
         yield ListedFile(ref, ref)
 
 
@@ -120,6 +127,8 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[ListedFile]:
             yield from _walk(path)
         elif not os.path.exists(path):
             yield ListedFile(path, path, error=f"{Path(path).name or path} does not exist.")
+        elif not _is_regular(path):
+            yield ListedFile(path, path, error=f"{Path(path).name} is not a regular file (a pipe, socket or device).")
         elif Path(path).name.upper() == "DICOMDIR":
             yield from _list_dicomdir(path)
         elif path.lower().endswith(".zip") or (not Path(path).suffix and _head(path, 4) == ZIP_MAGIC):
@@ -130,9 +139,8 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[ListedFile]:
 
 def _head(path: str, n: int) -> bytes:
     try:
-        with open(path, "rb") as fh:
-            return fh.read(n)
-    except OSError:
+        return read_head(path, n)
+    except ImagingError:
         return b""
 
 
@@ -151,11 +159,15 @@ def default_cache_dir() -> Path:
 
 
 class ArchiveCache:
-    """Extracts ZIP members on demand into ``<cache>/archives/<archive id>/<member path>``."""
+    """Extracts ZIP members on demand into ``<cache>/archives/<archive id>/<member path>``
+    (a member whose name had to be made safe, ``../x.dcm`` say, goes under ``_renamed/<hash>/``
+    so it never collides with ``x.dcm``). Extraction is capped (see :data:`MAX_RATIO`,
+    :data:`MAX_TOTAL_FACTOR`): a member over the cap is an :class:`ImagingError`, not written."""
 
     def __init__(self, cache_dir: Path | None) -> None:
         self._root = cache_dir
         self._open: dict[str, tuple[zipfile.ZipFile, Path]] = {}
+        self._written: dict[str, int] = {}
 
     def _archive(self, zip_path: str) -> tuple[zipfile.ZipFile, Path]:
         if zip_path not in self._open:
@@ -171,21 +183,51 @@ class ArchiveCache:
                 target = Path(tempfile.gettempdir()) / "cxr-studio-cache" / "archives" / digest
                 target.mkdir(parents=True, exist_ok=True)
             self._open[zip_path] = (zipfile.ZipFile(zip_path), target)
+            self._written[zip_path] = 0
         return self._open[zip_path]
+
+    @staticmethod
+    def member_path(target: Path, member: str) -> Path:
+        raw = PurePosixPath(member.replace("\\", "/")).parts
+        parts = [p.replace(":", "_").replace("\0", "_") for p in raw if p not in ("", ".", "..", "/")]
+        if parts != list(raw) or not parts:
+            digest = hashlib.sha1(member.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+            return target.joinpath("_renamed", digest, *(parts or ["member"]))
+        return target.joinpath(*parts)
 
     def extract(self, zip_path: str, member: str) -> str:
         zf, target = self._archive(zip_path)
         info = zf.getinfo(member)
-        parts = [p for p in PurePosixPath(member.replace("\\", "/")).parts if p not in ("", ".", "..", "/")]
-        parts = [p.replace(":", "_") for p in parts] or ["member"]
-        dest = target.joinpath(*parts)
+        dest = self.member_path(target, member)
         if dest.is_file() and dest.stat().st_size == info.file_size:
             return str(dest)
+        name = PurePosixPath(member.replace("\\", "/")).name or member
+        if info.file_size > RATIO_FREE and info.file_size > MAX_RATIO * max(1, info.compress_size):
+            raise ImagingError(
+                f"{name} in {Path(zip_path).name} would expand {info.file_size // max(1, info.compress_size)}"
+                " times its compressed size: not extracted (a damaged or hostile archive)."
+            )
+        allowed = MAX_TOTAL_FACTOR * os.path.getsize(zip_path) + TOTAL_SLACK
+        if self._written[zip_path] + info.file_size > allowed:
+            raise ImagingError(
+                f"{name} in {Path(zip_path).name} was not extracted: the archive would write more than "
+                f"{allowed >> 20} MiB into the cache."
+            )
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
-        with zf.open(info) as src, open(tmp, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-        os.replace(tmp, dest)  # atomic: a half-written file is never seen under the real name
+        try:
+            with zf.open(info) as src, open(tmp, "wb") as out:
+                left = info.file_size
+                while chunk := src.read(min(1 << 20, left + 1)):
+                    left -= len(chunk)
+                    if left < 0:
+                        raise ImagingError(f"{name} in {Path(zip_path).name} is larger than its archive says.")
+                    out.write(chunk)
+            os.replace(tmp, dest)  # atomic: a half-written file is never seen under the real name
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        self._written[zip_path] += info.file_size
         return str(dest)
 
     def close(self) -> None:

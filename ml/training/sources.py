@@ -155,7 +155,7 @@ def inspect_samples(
     cancel: CancelToken | None = None,
 ) -> list[Sample]:
     """Read each file's header, hash it and apply the filters; unreadable files go to the report."""
-    from ml.imaging.read import read_meta
+    from ml.imaging.header import read_header
 
     samples = list(samples)
     kept: list[Sample] = []
@@ -168,7 +168,7 @@ def inspect_samples(
             _report_unreadable(rep, s.path, why)
             continue
         try:
-            meta = read_meta(s.path)
+            meta = read_header(s.path)
             if not meta.has_pixels or not meta.rows or not meta.columns:
                 raise DataSourceError("it holds no image")
             s.sha1 = file_hash(s.path)
