@@ -206,7 +206,7 @@ def test_occlusion_shows_partial_map_and_can_be_cancelled(ready, qtbot) -> None:
     panel.controls.window.setValue(4)
     panel.controls.stride.setValue(1)  # 61 x 61 positions: long enough to cancel half-way
     partials = []
-    panel.relay.partial.connect(partials.append)
+    panel.heatmapPartial.connect(partials.append)
     panel.explain()
     qtbot.waitUntil(lambda: len(partials) >= 1, timeout=WAIT_MS)
     assert panel.layer.is_shown() and not panel.heatmap.complete

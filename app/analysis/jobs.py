@@ -1,8 +1,8 @@
-"""What the analysis panel runs in the background (thread pool jobs, see :mod:`app.workers`).
+"""What the analysis panel runs in the background (thread pool jobs, see :mod:`app.analysis.runner`).
 
 Every function here takes ``(progress, cancel)`` last, as :class:`app.workers.Job` calls it, and
 imports torch (through ``ml``) only when it runs, so the window appears before torch has loaded.
-Nothing here touches a widget.
+Qt-free and torch-free at import: the presenters import it, and their tests run without either.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
-
-from app.workers import Job
 from ml.errors import CxrError
 from ml.imaging.image import XRayImage
 from ml.progress import CancelToken, ProgressCallback, check, report
@@ -31,6 +28,7 @@ class ModelInfo:
     path: Path
     manifest: Any = None
     error: str | None = None
+    default: bool = False  # the library's default model (chosen when nothing else is)
 
 
 @dataclass
@@ -67,7 +65,10 @@ def list_models(
     """Installed models (manifests only)."""
     from ml.models import library
 
-    return [ModelInfo(m.name, Path(m.path), m.manifest, m.error) for m in library.list_models()]
+    return [
+        ModelInfo(m.name, Path(m.path), m.manifest, m.error, bool(getattr(m, "default", False)))
+        for m in library.list_models()
+    ]
 
 
 def load_catalogue(
@@ -168,12 +169,6 @@ def index_and_predict(
 # ---------------------------------------------------------------------------- explanation
 
 
-class PartialRelay(QObject):
-    """Carries partial heatmaps from the worker thread to the GUI thread (queued)."""
-
-    partial = Signal(object)  # ml.explain.Heatmap
-
-
 def explain(
     loaded: LoadedModel,
     image: XRayImage,
@@ -181,13 +176,15 @@ def explain(
     method: str,
     target: str | None,
     options: dict[str, Any],
-    relay: PartialRelay | None = None,
 ) -> Callable[[Progress, CancelToken], Any]:
+    """A heatmap job. Partial heatmaps (occlusion) go to ``progress.partial`` when the runner's
+    progress callback has one (:class:`app.workers.JobReporter` does)."""
+
     def run(progress: Progress, cancel: CancelToken) -> Any:
         from ml.explain import make_explainer
 
         predictor = loaded.predictor
-        on_partial = relay.partial.emit if relay is not None else None
+        on_partial = getattr(progress, "partial", None)
         with make_explainer(
             method, predictor.model, loaded.manifest, predictor.device, **options
         ) as explainer:
@@ -212,6 +209,21 @@ def import_file(path: str, **fields: Any) -> Callable[[Progress, CancelToken], M
     return run
 
 
+def inspect_file(path: str) -> Callable[[Progress, CancelToken], tuple[bool, list[str]]]:
+    """Is ``path`` one of our model files (a manifest inside)? Returns ``(ours, architectures)``."""
+
+    def run(_progress: Progress, _cancel: CancelToken) -> tuple[bool, list[str]]:
+        from ml.models import bundle, registry
+
+        ours = False
+        if Path(path).suffix.lower() == bundle.SUFFIX:
+            _, metadata = bundle.read_header(path)
+            ours = bundle.MANIFEST_KEY in metadata
+        return ours, registry.architectures()
+
+    return run
+
+
 def download_model(name: str) -> Callable[[Progress, CancelToken], ModelInfo]:
     def run(progress: Progress, cancel: CancelToken) -> ModelInfo:
         from ml.models.download import install_from_catalogue
@@ -232,44 +244,19 @@ def remove_model(name: str) -> Callable[[Progress, CancelToken], str]:
     return run
 
 
-# ---------------------------------------------------------------------------- starting
-
-
-def start(
-    fn: Callable[[Progress, CancelToken], Any],
-    description: str,
-    pool: QThreadPool | None = None,
-    *,
-    finished: Callable[[Any], None] | None = None,
-    error: Callable[[str], None] | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
-    cancelled: Callable[[], None] | None = None,
-    done: Callable[[], None] | None = None,
-) -> Job:
-    """Create, connect and start a :class:`Job`."""
-    job = Job(fn, description, pool)
-    for signal, slot in ((job.signals.finished, finished), (job.signals.error, error),
-                         (job.signals.progress, progress), (job.signals.cancelled, cancelled),
-                         (job.signals.done, done)):  # fmt: skip
-        if slot is not None:
-            signal.connect(slot)
-    return job.start()
-
-
 __all__ = [
     "BatchResult",
     "LoadedModel",
     "ModelInfo",
-    "PartialRelay",
     "download_model",
     "explain",
     "import_file",
     "index_and_predict",
+    "inspect_file",
     "list_models",
     "load_catalogue",
     "load_model",
     "predict_files",
     "predict_images",
     "remove_model",
-    "start",
 ]

@@ -1,5 +1,6 @@
 """The model library dialog: installed models with their cards, import, download from the catalogue, remove.
 
+The view of :class:`app.analysis.library_presenter.LibraryPresenter` (state and rules live there).
 Everything that touches model files runs in background jobs (:mod:`app.analysis.jobs`); errors
 (offline, a refused unsafe pickle, a file that is not a model) arrive as one readable message,
 shown in the dialog's message line and in a non-blocking message box.
@@ -25,19 +26,21 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMessageBox,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTabWidget,
     QTextBrowser,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.analysis import jobs
+from app.analysis.jobs import inspect_file as inspect_file  # re-exported
+from app.analysis.library_presenter import CATALOGUE, INSTALLED, LibraryPresenter
+from app.analysis.runner import QtJobRunner
 from app.dialogs import NOT_FOR_DIAGNOSTIC_USE, show_message
-from app.workers import Job
+from app.progress import ProgressPanel, megabytes_text
+from app.workers import Progress
 
 MODEL_FILTER = "Model files (*.safetensors *.pth *.pt);;All files (*)"
 TASKS = (
@@ -147,37 +150,23 @@ class ImportForm(QDialog):
                 "task": self.task.currentData(), "name": self.name.text().strip() or None}  # fmt: skip
 
 
-def inspect_file(path: str):  # noqa: ANN201 - a job function
-    """Job: is ``path`` one of our model files? Returns ``(ours, architectures)``."""
-
-    def run(_progress: Any, _cancel: Any) -> tuple[bool, list[str]]:
-        from ml.models import bundle, registry
-
-        ours = False
-        if Path(path).suffix.lower() == bundle.SUFFIX:
-            _, metadata = bundle.read_header(path)
-            ours = bundle.MANIFEST_KEY in metadata
-        return ours, registry.architectures()
-
-    return run
+def _progress_text(p: Progress) -> str:
+    return megabytes_text(p) if p.total > 1024 * 1024 else p.message
 
 
 class ModelLibraryDialog(QDialog):
     """List, import, download, remove and show the card of models. ``libraryChanged`` after a change."""
 
     libraryChanged = Signal()
-    INSTALLED, CATALOGUE = 0, 1
+    INSTALLED, CATALOGUE = INSTALLED, CATALOGUE
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Model library")
         self.setObjectName("modelLibrary")
         self.resize(820, 560)
-        self.models: list[jobs.ModelInfo] = []
-        self.entries: list[Any] = []
-        self.job: Job | None = None  # the running import/download/remove
-        self.last_error = ""
         self.last_notice: QMessageBox | None = None
+        self.import_form: ImportForm | None = None
 
         self.tabs = QTabWidget()
         # installed
@@ -219,109 +208,139 @@ class ModelLibraryDialog(QDialog):
         self.message = QLabel("", objectName="libraryMessage")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.progress = QProgressBar(objectName="libraryProgress")
-        self.cancel_button = QToolButton(text="Cancel", objectName="libraryCancel")
+        self.progress = ProgressPanel(formatter=_progress_text, cancel_tooltip="Stop this operation",
+                                      object_name="libraryProgress")  # fmt: skip
+        self.cancel_button = self.progress.cancel_button
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.progress, 1)
-        bottom.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.message)
-        layout.addLayout(bottom)
+        layout.addWidget(self.progress)
         layout.addWidget(close)
 
-        self.installed.currentRowChanged.connect(self._show_card)
+        self.presenter = LibraryPresenter(self, QtJobRunner())
+        p = self.presenter
+        self.installed.currentRowChanged.connect(p.model_chosen)
         self.catalogue.currentRowChanged.connect(self._show_entry)
         self.import_button.clicked.connect(self.import_dialog)
         self.remove_button.clicked.connect(self.remove_selected)
         self.download_button.clicked.connect(self.download_selected)
-        self.cancel_button.clicked.connect(self.cancel)
-        self._set_busy(False)
-        self.refresh()
-        jobs.start(jobs.load_catalogue, "reading the model catalogue", finished=self._set_catalogue,
-                   error=self._fail)  # fmt: skip
+        self.progress.cancelRequested.connect(p.cancel)
+        p.start()
 
-    # -- listing -----------------------------------------------------------------------------------
-    def refresh(self) -> None:
-        jobs.start(jobs.list_models, "listing installed models", finished=self._set_models, error=self._fail)
-
-    def _set_models(self, models: list[jobs.ModelInfo]) -> None:
-        current = self.selected_model()
-        self.models = list(models)
+    # -- the LibraryView protocol ------------------------------------------------------------------
+    def show_models(self, models: list[jobs.ModelInfo], selected: int) -> None:
+        self.installed.blockSignals(True)
         self.installed.clear()
-        for m in self.models:
+        for m in models:
             item = QListWidgetItem(m.name if m.error is None else f"{m.name} (damaged)")
             item.setToolTip(m.error or str(m.path))
             self.installed.addItem(item)
-        if not self.models:
+        self.installed.setCurrentRow(selected)
+        self.installed.blockSignals(False)
+
+    def show_card(self, model: jobs.ModelInfo | None) -> None:
+        if model is None:
             self.card.setHtml("<p>No model is installed yet. Download one from the catalogue, "
                               "or import a model file.</p>")  # fmt: skip
-        names = [m.name for m in self.models]
-        self.installed.setCurrentRow(names.index(current.name) if current and current.name in names else 0)
-        self.remove_button.setEnabled(bool(self.models))
+        elif model.manifest is None:
+            self.card.setHtml(f"<h3>{html.escape(model.name)}</h3><p>This file cannot be used: "
+                              f"{html.escape(model.error or '')}</p>")  # fmt: skip
+        else:
+            self.card.setHtml(card_html(model.manifest, model.path))
 
-    def _set_catalogue(self, entries: list[Any]) -> None:
-        self.entries = list(entries)
+    def show_entries(self, entries: list[Any] | None) -> None:
+        if entries is None:  # still being read
+            self.catalogue.clear()
+            self.catalogue_card.setHtml("<p>Reading the catalogue of pretrained models…</p>")
+            return
         self.catalogue.clear()
-        for entry in self.entries:
+        for entry in entries:
             item = QListWidgetItem(entry.name)
             item.setToolTip(entry.description)
             self.catalogue.addItem(item)
         self.catalogue.setCurrentRow(0)
 
-    def selected_model(self) -> jobs.ModelInfo | None:
-        row = self.installed.currentRow()
-        return self.models[row] if 0 <= row < len(self.models) else None
+    def show_catalogue(self) -> None:
+        self.tabs.setCurrentIndex(self.CATALOGUE)
 
-    def _show_card(self, row: int) -> None:
-        if not 0 <= row < len(self.models):
-            return
-        m = self.models[row]
-        if m.manifest is None:
-            self.card.setHtml(f"<h3>{html.escape(m.name)}</h3><p>This file cannot be used: "
-                              f"{html.escape(m.error or '')}</p>")  # fmt: skip
-        else:
-            self.card.setHtml(card_html(m.manifest, m.path))
+    def show_tab(self, tab: int) -> None:
+        self.tabs.setCurrentIndex(tab)
+
+    def show_message(self, text: str) -> None:
+        self.message.setText(text)
+
+    def show_error(self, message: str) -> None:
+        self.message.setText(message)
+        if self.last_notice is not None:
+            try:
+                self.last_notice.close()
+            except RuntimeError:
+                pass
+        self.last_notice = show_message(self, "Model library", message)
+
+    def show_busy(self, busy: bool) -> None:
+        if busy and not self.progress.busy:
+            self.progress.set_busy(True)
+        elif not busy and self.progress.busy:
+            self.progress.set_idle()
+
+    def show_progress(self, done: int, total: int, message: str) -> None:
+        self.progress.set_progress(done if total else 0, total, message)
+
+    def set_enabled(self, import_: bool, remove: bool, download: bool) -> None:
+        self.import_button.setEnabled(import_)
+        self.remove_button.setEnabled(remove)
+        self.download_button.setEnabled(download)
+
+    def ask_import_form(self, path: str, architectures: list[str]) -> None:
+        form = ImportForm(path, architectures, self)
+        self.import_form = form
+        form.accepted.connect(lambda: self.presenter.form_accepted(path, form.fields()))
+        form.open()
+
+    def library_changed(self) -> None:
+        self.libraryChanged.emit()
+
+    # -- what the panel and the tests use ----------------------------------------------------------
+    @property
+    def models(self) -> list[jobs.ModelInfo]:
+        return self.presenter.state.models
+
+    @property
+    def entries(self) -> list[Any]:
+        return self.presenter.state.entries or []
+
+    @property
+    def last_error(self) -> str:
+        return self.presenter.state.last_error
+
+    @last_error.setter
+    def last_error(self, value: str) -> None:
+        self.presenter.state.last_error = value
+
+    @property
+    def busy(self) -> bool:
+        return self.presenter.state.operation is not None
+
+    def refresh(self) -> None:
+        self.presenter.refresh()
+
+    def selected_model(self) -> jobs.ModelInfo | None:
+        return self.presenter.selected_model()
 
     def _show_entry(self, row: int) -> None:
         if 0 <= row < len(self.entries):
             self.catalogue_card.setHtml(catalogue_html(self.entries[row]))
 
-    def show_catalogue(self) -> None:
-        self.tabs.setCurrentIndex(self.CATALOGUE)
-
-    # -- actions -----------------------------------------------------------------------------------
     def import_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import a model file", str(Path.home()), MODEL_FILTER)
         if path:
             self.import_path(path)
 
     def import_path(self, path: str, fields: dict[str, Any] | None = None) -> None:
-        """Import ``path``; our .safetensors directly, anything else after the architecture/labels form."""
-        if fields is not None:
-            self._run(jobs.import_file(path, **fields), f"Importing {Path(path).name}")
-            return
-        self._run(inspect_file(path), f"Reading {Path(path).name}", lambda res: self._inspected(path, res))
-
-    def _inspected(self, path: str, result: tuple[bool, list[str]]) -> None:
-        self.job = None  # the inspection is over; what follows is a new operation
-        ours, architectures = result
-        if ours:
-            self.import_path(path, {})
-            return
-        form = ImportForm(path, architectures, self)
-        self.import_form = form
-        form.accepted.connect(lambda: self._form_accepted(path, form))
-        form.open()
-
-    def _form_accepted(self, path: str, form: ImportForm) -> None:
-        fields = form.fields()
-        if not fields["labels"]:
-            self._fail("Name the labels of the model (in output order) to import it.")
-            return
-        self.import_path(path, fields)
+        self.presenter.import_path(path, fields)
 
     def download_selected(self) -> None:
         row = self.catalogue.currentRow()
@@ -329,7 +348,7 @@ class ModelLibraryDialog(QDialog):
             self.download(self.entries[row].name)
 
     def download(self, name: str) -> None:
-        self._run(jobs.download_model(name), f"Downloading {name}")
+        self.presenter.download(name)
 
     def remove_selected(self) -> None:
         m = self.selected_model()
@@ -340,68 +359,10 @@ class ModelLibraryDialog(QDialog):
             self.remove(m.name)
 
     def remove(self, name: str) -> None:
-        self._run(jobs.remove_model(name), f"Removing {name}")
+        self.presenter.remove(name)
 
     def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-
-    # -- running -----------------------------------------------------------------------------------
-    def _run(self, fn: Any, what: str, finished: Any = None) -> None:
-        if self.job is not None:
-            self._fail("Wait for the current operation to finish (or cancel it).")
-            return
-        self.message.setText(what + "…")
-        self.last_error = ""
-        self._set_busy(True)
-        job = Job(fn, what[0].lower() + what[1:])
-        job.signals.finished.connect(finished or self._changed)
-        job.signals.error.connect(self._fail)
-        job.signals.progress.connect(self._progress)
-        job.signals.cancelled.connect(lambda: self.message.setText("Cancelled."))
-        job.signals.done.connect(lambda: self._done(job))
-        self.job = job
-        job.start()
-
-    def _changed(self, result: Any) -> None:
-        if isinstance(result, jobs.ModelInfo):
-            self.message.setText(f"'{result.name}' is installed.")
-        elif isinstance(result, str):
-            self.message.setText(f"'{result}' was removed.")
-        self.refresh()
-        self.tabs.setCurrentIndex(self.INSTALLED)
-        self.libraryChanged.emit()
-
-    def _progress(self, done: int, total: int, message: str) -> None:
-        self.progress.setRange(0, max(0, total))
-        self.progress.setValue(done if total else 0)
-        if total > 1024 * 1024:
-            self.progress.setFormat(f"{message}: {done / 2**20:.1f} of {total / 2**20:.1f} MB")
-        else:
-            self.progress.setFormat(message)
-
-    def _done(self, job: Job) -> None:
-        if job is self.job:
-            self.job = None
-            self._set_busy(False)
-
-    def _set_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        for button in (self.import_button, self.remove_button, self.download_button):
-            button.setEnabled(not busy)
-        if busy:
-            self.progress.setRange(0, 0)
-
-    def _fail(self, message: str) -> None:
-        self.last_error = message
-        self.message.setText(message)
-        if self.last_notice is not None:
-            try:
-                self.last_notice.close()
-            except RuntimeError:
-                pass
-        self.last_notice = show_message(self, "Model library", message)
+        self.presenter.cancel()
 
 
 __all__ = ["ImportForm", "ModelLibraryDialog", "card_html", "catalogue_html", "inspect_file"]

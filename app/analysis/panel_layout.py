@@ -1,12 +1,10 @@
-"""The analysis panel's widgets and their wiring (see :class:`app.analysis.panel.AnalysisPanel`).
+"""The analysis panel's widgets (see :class:`app.analysis.panel.AnalysisPanel`).
 
-:func:`build_layout` creates the widgets as attributes of the panel (``panel.model_combo``,
-``panel.run_image_button``, ...); :func:`connect_signals` connects them to the panel's methods.
+:class:`PanelWidgets` creates them in a parent widget, the way a Qt Designer ``Ui_*`` class does;
+it knows nothing of the panel, its presenter or the main window.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -15,7 +13,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QStackedWidget,
     QTextBrowser,
@@ -26,127 +23,101 @@ from PySide6.QtWidgets import (
 
 from app.analysis.heatmap import HeatmapControls
 from app.analysis.results import ResultsTable
-
-if TYPE_CHECKING:
-    from app.analysis.panel import AnalysisPanel
+from app.analysis.state import LISTING
+from app.progress import ProgressPanel
 
 DEVICES = (("auto", "Automatic"), ("cpu", "CPU"), ("cuda", "CUDA GPU"), ("mps", "Apple GPU"))
-EMPTY, LISTING, READY = 0, 1, 2
 
 
-def build_layout(panel: AnalysisPanel) -> None:
-    """Create the panel's pages (no model, listing, models) and widgets; show the listing page."""
-    panel.stack = QStackedWidget()
-    # no model installed
-    empty = QWidget()
-    lay = QVBoxLayout(empty)
-    panel.empty_label = QLabel("No model is installed.\nDownload a pretrained model from the catalogue, "
-                              "or import a model file.", objectName="noModelLabel")  # fmt: skip
-    panel.empty_label.setWordWrap(True)
-    panel.download_button = QPushButton("Download…", objectName="offerDownload")
-    panel.import_button = QPushButton("Import…", objectName="offerImport")
-    lay.addWidget(panel.empty_label)
-    lay.addWidget(panel.download_button)
-    lay.addWidget(panel.import_button)
-    lay.addStretch(1)
-    listing = QLabel("Looking for installed models…")
-    listing.setAlignment(Qt.AlignmentFlag.AlignTop)
-    # models
-    main = QWidget()
-    v = QVBoxLayout(main)
-    v.setContentsMargins(4, 4, 4, 4)
-    pick = QHBoxLayout()
-    panel.model_combo = QComboBox(objectName="modelPicker")
-    panel.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    panel.library_button = QToolButton(text="Library…", objectName="libraryButton")
-    pick.addWidget(QLabel("Model"))
-    pick.addWidget(panel.model_combo, 1)
-    pick.addWidget(panel.library_button)
-    v.addLayout(pick)
-    panel.card = QTextBrowser(objectName="panelModelCard")
-    panel.card.setMaximumHeight(150)
-    panel.card_toggle = QCheckBox("Show model card")
-    panel.card_toggle.setChecked(False)
-    panel.card.setVisible(False)
-    dev = QHBoxLayout()
-    panel.device_combo = QComboBox(objectName="deviceChoice")
-    for key, text in DEVICES:
-        panel.device_combo.addItem(text, key)
-    dev.addWidget(panel.card_toggle)
-    dev.addStretch(1)
-    dev.addWidget(QLabel("Device"))
-    dev.addWidget(panel.device_combo)
-    v.addLayout(dev)
-    v.addWidget(panel.card)
-    runs = QHBoxLayout()
-    panel.run_image_button = QPushButton("Image", objectName="runImage")
-    panel.run_series_button = QPushButton("Series", objectName="runSeries")
-    panel.run_all_button = QPushButton("All studies", objectName="runAll")
-    panel.run_image_button.setToolTip("Classify the image shown in the viewer")
-    panel.run_series_button.setToolTip("Classify every image of the current series")
-    panel.run_all_button.setToolTip("Classify every image of every open study")
-    runs.addWidget(QLabel("Run on"))
-    for b in (panel.run_image_button, panel.run_series_button, panel.run_all_button):
-        runs.addWidget(b)
-    v.addLayout(runs)
-    prog = QHBoxLayout()
-    panel.progress = QProgressBar(objectName="analysisProgress")
-    panel.cancel_button = QToolButton(text="Cancel", objectName="analysisCancel")
-    prog.addWidget(panel.progress, 1)
-    prog.addWidget(panel.cancel_button)
-    v.addLayout(prog)
-    panel.status = QLabel("", objectName="analysisStatus")
-    panel.status.setWordWrap(True)
-    v.addWidget(panel.status)
-    panel.batch_combo = QComboBox(objectName="batchResults")
-    panel.batch_combo.setVisible(False)
-    v.addWidget(panel.batch_combo)
-    panel.table = ResultsTable()
-    v.addWidget(panel.table, 1)
-    box = QGroupBox("Heatmap")
-    bl = QVBoxLayout(box)
-    panel.controls = HeatmapControls()
-    panel.auto_explain = QCheckBox("Grad-CAM after each image run", objectName="autoExplain")
-    panel.auto_explain.setChecked(True)
-    bl.addWidget(panel.controls)
-    bl.addWidget(panel.auto_explain)
-    v.addWidget(box)
-    exp = QHBoxLayout()
-    panel.pdf_button = QPushButton("Report PDF…", objectName="exportPdf")
-    panel.png_button = QPushButton("Report PNG…", objectName="exportPng")
-    panel.csv_button = QPushButton("CSV…", objectName="exportCsv")
-    for b in (panel.pdf_button, panel.png_button, panel.csv_button):
-        exp.addWidget(b)
-    v.addLayout(exp)
-    panel.disclaimer = QLabel("<b>Not for diagnostic use.</b> A reading aid, not a diagnosis.")
-    panel.disclaimer.setStyleSheet("color: #b41e1e")
-    v.addWidget(panel.disclaimer)
-    for page in (empty, listing, main):
-        panel.stack.addWidget(page)
-    outer = QVBoxLayout(panel)
-    outer.setContentsMargins(0, 0, 0, 0)
-    outer.addWidget(panel.stack)
-    panel.stack.setCurrentIndex(LISTING)
+class PanelWidgets:
+    """The panel's pages (no model, listing, models) and widgets, laid out in ``panel``."""
 
-
-def connect_signals(panel: AnalysisPanel) -> None:
-    """Connect the widgets to the panel; restore the saved device choice."""
-    panel.download_button.clicked.connect(lambda: panel.open_library(catalogue=True))
-    panel.import_button.clicked.connect(panel.import_model_dialog)
-    panel.library_button.clicked.connect(lambda: panel.open_library())
-    panel.model_combo.currentIndexChanged.connect(panel._model_chosen)
-    panel.device_combo.currentIndexChanged.connect(panel._device_chosen)
-    panel.card_toggle.toggled.connect(panel.card.setVisible)
-    panel.run_image_button.clicked.connect(panel.run_current)
-    panel.run_series_button.clicked.connect(panel.run_series)
-    panel.run_all_button.clicked.connect(panel.run_all)
-    panel.cancel_button.clicked.connect(panel.cancel)
-    panel.controls.explainRequested.connect(lambda: panel.explain())
-    panel.controls.styleChanged.connect(panel.layer.set_style)
-    panel.batch_combo.currentIndexChanged.connect(panel._batch_row_chosen)
-    panel.pdf_button.clicked.connect(lambda: panel._export_dialog("pdf"))
-    panel.png_button.clicked.connect(lambda: panel._export_dialog("png"))
-    panel.csv_button.clicked.connect(lambda: panel._export_dialog("csv"))
-    panel.viewer.imageChanged.connect(panel._image_changed)
-    saved = panel._settings_value("analysis/device", "auto")
-    panel.device_combo.setCurrentIndex(max(0, panel.device_combo.findData(saved)))
+    def __init__(self, panel: QWidget) -> None:
+        self.stack = QStackedWidget()
+        # no model installed
+        empty = QWidget()
+        lay = QVBoxLayout(empty)
+        self.empty_label = QLabel("No model is installed.\nDownload a pretrained model from the catalogue, "
+                                  "or import a model file.", objectName="noModelLabel")  # fmt: skip
+        self.empty_label.setWordWrap(True)
+        self.download_button = QPushButton("Download…", objectName="offerDownload")
+        self.import_button = QPushButton("Import…", objectName="offerImport")
+        lay.addWidget(self.empty_label)
+        lay.addWidget(self.download_button)
+        lay.addWidget(self.import_button)
+        lay.addStretch(1)
+        listing = QLabel("Looking for installed models…")
+        listing.setAlignment(Qt.AlignmentFlag.AlignTop)
+        # models
+        main = QWidget()
+        v = QVBoxLayout(main)
+        v.setContentsMargins(4, 4, 4, 4)
+        pick = QHBoxLayout()
+        self.model_combo = QComboBox(objectName="modelPicker")
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.library_button = QToolButton(text="Library…", objectName="libraryButton")
+        pick.addWidget(QLabel("Model"))
+        pick.addWidget(self.model_combo, 1)
+        pick.addWidget(self.library_button)
+        v.addLayout(pick)
+        self.card = QTextBrowser(objectName="panelModelCard")
+        self.card.setMaximumHeight(150)
+        self.card_toggle = QCheckBox("Show model card")
+        self.card_toggle.setChecked(False)
+        self.card.setVisible(False)
+        dev = QHBoxLayout()
+        self.device_combo = QComboBox(objectName="deviceChoice")
+        for key, text in DEVICES:
+            self.device_combo.addItem(text, key)
+        dev.addWidget(self.card_toggle)
+        dev.addStretch(1)
+        dev.addWidget(QLabel("Device"))
+        dev.addWidget(self.device_combo)
+        v.addLayout(dev)
+        v.addWidget(self.card)
+        runs = QHBoxLayout()
+        self.run_image_button = QPushButton("Image", objectName="runImage")
+        self.run_series_button = QPushButton("Series", objectName="runSeries")
+        self.run_all_button = QPushButton("All studies", objectName="runAll")
+        self.run_image_button.setToolTip("Classify the image shown in the viewer")
+        self.run_series_button.setToolTip("Classify every image of the current series")
+        self.run_all_button.setToolTip("Classify every image of every open study")
+        runs.addWidget(QLabel("Run on"))
+        for b in (self.run_image_button, self.run_series_button, self.run_all_button):
+            runs.addWidget(b)
+        v.addLayout(runs)
+        self.progress = ProgressPanel(cancel_tooltip="Stop the analysis", object_name="analysisProgress")
+        self.cancel_button = self.progress.cancel_button
+        v.addWidget(self.progress)
+        self.status = QLabel("", objectName="analysisStatus")
+        self.status.setWordWrap(True)
+        v.addWidget(self.status)
+        self.batch_combo = QComboBox(objectName="batchResults")
+        self.batch_combo.setVisible(False)
+        v.addWidget(self.batch_combo)
+        self.table = ResultsTable()
+        v.addWidget(self.table, 1)
+        box = QGroupBox("Heatmap")
+        bl = QVBoxLayout(box)
+        self.controls = HeatmapControls()
+        self.auto_explain = QCheckBox("Grad-CAM after each image run", objectName="autoExplain")
+        self.auto_explain.setChecked(True)
+        bl.addWidget(self.controls)
+        bl.addWidget(self.auto_explain)
+        v.addWidget(box)
+        exp = QHBoxLayout()
+        self.pdf_button = QPushButton("Report PDF…", objectName="exportPdf")
+        self.png_button = QPushButton("Report PNG…", objectName="exportPng")
+        self.csv_button = QPushButton("CSV…", objectName="exportCsv")
+        for b in (self.pdf_button, self.png_button, self.csv_button):
+            exp.addWidget(b)
+        v.addLayout(exp)
+        self.disclaimer = QLabel("<b>Not for diagnostic use.</b> A reading aid, not a diagnosis.")
+        self.disclaimer.setStyleSheet("color: #b41e1e")
+        v.addWidget(self.disclaimer)
+        for page in (empty, listing, main):
+            self.stack.addWidget(page)
+        outer = QVBoxLayout(panel)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.stack)
+        self.stack.setCurrentIndex(LISTING)
