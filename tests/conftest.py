@@ -1,4 +1,5 @@
-"""Shared fixtures. Real test data lives in ../shared/data (read in place, never copied in)."""
+"""Shared fixtures. Real test data: ../shared/data read in place, else the same public files
+downloaded once into a verified cache (tests/shared_data.py, tests/data_manifest.json)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,26 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared_data import SHARED_DATA as SHARED_DATA
+from tests.shared_data import TestDataUnavailable, data_root, describe_source
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return describe_source()
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The shared real-data folder. Missing data is a failure, not a skip."""
-    if not (SHARED_DATA / "dicom").is_dir():
-        pytest.fail(f"shared test data not found at {SHARED_DATA}")
-    return SHARED_DATA
+    """The real-data folder (../shared/data or the verified cache). Missing data is a failure, not
+    a skip: offline without the folder, one message says what to do."""
+    try:
+        return data_root()
+    except TestDataUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The main window end to end: drop files/folders, browse, view, tags, errors, settings, help.
 
-Real files from ../shared/data are read in place (copied only into tmp_path when a test needs a
+Real files from ../shared/data (or its verified download cache) are read in place (copied only into tmp_path when a test needs a
 folder of them). Settings live in a tmp INI file, never in the user's profile.
 """
 
@@ -25,15 +25,13 @@ from app.workers import running_jobs
 from tests.helpers.dicom_factory import new_uid, write_dicom, write_sr
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 WAIT_MS = 60_000  # generous: the test machine has 2 shared cores
 
 
 @pytest.fixture(scope="module")
-def data() -> Path:
-    if not (DATA / "dicom" / "rsna_cxr_pa.dcm").is_file():
-        pytest.fail(f"shared test data missing at {DATA}")
-    return DATA
+def data(shared_data: Path) -> Path:
+    """../shared/data or its verified download cache (tests/conftest.py)."""
+    return shared_data
 
 
 @pytest.fixture
