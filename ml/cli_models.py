@@ -82,6 +82,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     installed = library.import_model(args.file, architecture=args.arch, labels=labels, task=args.task,
                                      name=args.name, overwrite=args.overwrite)
     print(installed.path)
+    if installed.manifest is not None:
+        from ml.models.catalogue import calibration_note
+
+        recognised = installed.manifest.provenance.extra.get("recognised_as")
+        if recognised:
+            print(f"Recognised as the catalogue's '{recognised}': its labels and operating points are used.",
+                  file=sys.stderr)
+        note = calibration_note(installed.manifest)
+        if note:
+            print(f"Note: {note}", file=sys.stderr)
     return 0
 
 

@@ -17,6 +17,8 @@
   :class:`Prediction` objects computed after it.
 * Multi-class: softmax. Multi-label: sigmoid and per-label thresholds (TorchXRayVision's calibrated
   operating points when the manifest has them); labels the model was not trained on are hidden.
+  A label without an operating point is flagged in :attr:`Prediction.uncalibrated` and is never a
+  positive finding (TorchXRayVision returns a constant 0.5 for it).
 """
 
 from __future__ import annotations
@@ -58,8 +60,14 @@ class Prediction:
     device: str
     disclaimer: str = DISCLAIMER
     task: str = "multiclass"
-    thresholds: list[float] | None = None  # multi-label only, one per label
-    calibrated: list[float] | None = None  # TorchXRayVision op_norm (threshold -> 0.5), when calibrated
+    #: multi-label only, one per label; None for a label without an operating point
+    thresholds: list[float | None] | None = None
+    #: TorchXRayVision op_norm (threshold -> 0.5; 0.5 for a label without an operating point, as
+    #: xrv returns), when the model is calibrated
+    calibrated: list[float] | None = None
+    #: one per label: True when the label has no operating point (multi-label only). Such a label
+    #: is never a positive finding; show it greyed as "uncalibrated" or hide it.
+    uncalibrated: list[bool] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # e.g. "fell back to the CPU"
     geometry: InputGeometry | None = field(default=None, repr=False)
 
@@ -70,10 +78,15 @@ class Prediction:
     def probability(self, label: str) -> float:
         return self.scores[label]
 
+    def is_uncalibrated(self, label: str) -> bool:
+        flags = self.uncalibrated or [False] * len(self.labels)
+        return bool(flags[self.labels.index(label)])
+
     def ranked(self) -> list[tuple[str, float]]:
-        """(label, probability) sorted by decreasing probability (calibrated when available)."""
+        """(label, probability) by decreasing probability (calibrated when available), uncalibrated last."""
         key = self.calibrated or self.probabilities
-        order = sorted(range(len(self.labels)), key=lambda i: -key[i])
+        flags = self.uncalibrated or [False] * len(self.labels)
+        order = sorted(range(len(self.labels)), key=lambda i: (flags[i], -key[i]))
         return [(self.labels[i], self.probabilities[i]) for i in order]
 
 
@@ -90,6 +103,14 @@ def visible_indices(manifest: Any) -> list[int]:
             continue
         out.append(i)
     return out
+
+
+def operating_point(manifest: Any, label: str) -> float | None:
+    """The label's decision threshold, or None when the model has no operating point for it."""
+    t = (getattr(manifest, "thresholds", None) or {}).get(label)
+    if isinstance(t, (int, float)) and math.isfinite(t):
+        return float(t)
+    return None
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -233,15 +254,21 @@ class Predictor:
         idx = self._visible
         labels = [m.labels[i] for i in idx]
         p = [float(probs[i]) for i in idx]
-        thresholds = calibrated = None
+        thresholds: list[float | None] | None = None
+        calibrated = None
+        uncalibrated = [False] * len(labels)
         if m.task == "multilabel":
-            thresholds = [float(m.threshold(lab)) if hasattr(m, "threshold") else 0.5 for lab in labels]
-            positives = [lab for lab, q, t in zip(labels, p, thresholds, strict=True) if q >= t]
+            thresholds = [operating_point(m, lab) for lab in labels]
+            uncalibrated = [t is None for t in thresholds]
+            positives = [
+                lab for lab, q, t in zip(labels, p, thresholds, strict=True) if t is not None and q >= t
+            ]
             if getattr(m, "calibration", None) == "xrv_op_norm":
-                cal = xrv_op_norm(torch.tensor(p), torch.tensor(thresholds))
-                calibrated = [float(v) for v in cal]
+                ts = torch.tensor([math.nan if t is None else t for t in thresholds], dtype=torch.float32)
+                calibrated = [float(v) for v in xrv_op_norm(torch.tensor(p), ts)]
             key = calibrated or p
-            top = labels[int(np.argmax(key))]
+            ranked = [i for i in range(len(labels)) if not uncalibrated[i]] or list(range(len(labels)))
+            top = labels[max(ranked, key=lambda i: key[i])]
         else:
             top = labels[int(np.argmax(p))]
             positives = [top]
@@ -249,7 +276,7 @@ class Predictor:
             path=path, frame=frame, labels=labels, probabilities=p, positives=positives, top_label=top,
             model_name=str(getattr(m, "name", "model")), device=str(self.device),
             disclaimer=getattr(m, "disclaimer", "") or DISCLAIMER, task=m.task, thresholds=thresholds,
-            calibrated=calibrated, messages=list(messages), geometry=geometry,
+            calibrated=calibrated, uncalibrated=uncalibrated, messages=list(messages), geometry=geometry,
         )  # fmt: skip
 
     def predict(
@@ -297,4 +324,12 @@ def load_predictor(
     return Predictor(net, manifest, device=device, batch_size=batch_size)
 
 
-__all__ = ["PRECISIONS", "OutOfMemoryError", "Prediction", "Predictor", "load_predictor", "visible_indices"]
+__all__ = [
+    "PRECISIONS",
+    "OutOfMemoryError",
+    "Prediction",
+    "Predictor",
+    "load_predictor",
+    "operating_point",
+    "visible_indices",
+]

@@ -15,6 +15,7 @@ announces and, where there is one, the hash prefix.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -108,6 +109,85 @@ def get_entry(name: str, path: str | os.PathLike[str] | None = None) -> Catalogu
             return entry
     known = ", ".join(e.name for e in load_catalogue(path))
     raise CxrError(f"'{name}' is not in the model catalogue. Known names: {known}.")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def match_file(
+    path: str | os.PathLike[str],
+    architecture: str | None = None,
+    catalogue_path: str | os.PathLike[str] | None = None,
+) -> CatalogueEntry | None:
+    """The catalogue entry a weights file is, by file name, size and hash; None when it is none.
+
+    The file name must be the release file's; the size and the SHA-256 (or its published prefix)
+    must match where the catalogue records them. ``architecture``, when given, must be the entry's.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    digest: str | None = None
+    for entry in load_catalogue(catalogue_path):
+        if entry.filename != path.name or (architecture and entry.architecture != architecture):
+            continue
+        if entry.size is not None and entry.size != size:
+            continue
+        if entry.sha256 or entry.sha256_prefix:
+            digest = digest or _sha256(path)
+            if entry.sha256 and digest != entry.sha256.lower():
+                continue
+            if entry.sha256_prefix and not digest.startswith(entry.sha256_prefix.lower()):
+                continue
+        return entry
+    return None
+
+
+def convert_xrv_import(
+    src: str | os.PathLike[str],
+    *,
+    architecture: str = "xrv_densenet121",
+    name: str | None = None,
+    catalogue_path: str | os.PathLike[str] | None = None,
+) -> tuple[dict[str, Tensor], ModelManifest]:
+    """``cxr models import FILE --arch xrv_...``: a catalogue file keeps the catalogue's calibration.
+
+    A file recognised by :func:`match_file` is converted exactly as a download of its entry (its
+    trained labels and operating points; untrained outputs hidden). Any other file is converted with
+    the operating points it carries itself, if any; without them it is uncalibrated (see
+    :func:`calibration_note`).
+    """
+    entry = match_file(src, architecture, catalogue_path)
+    if entry is None:
+        return importing.convert_xrv(src, architecture=architecture, name=name)
+    state, manifest = convert_download(entry, src)
+    manifest.name = name or entry.name
+    manifest.provenance.extra["imported_from"] = Path(src).name
+    manifest.provenance.extra["recognised_as"] = entry.name
+    return state, manifest.validate()
+
+
+def calibration_note(manifest: ModelManifest) -> str | None:
+    """A plain sentence when a multi-label model lacks operating points (None when it has them all)."""
+    if manifest.task != "multilabel":
+        return None
+    missing = [x for x in manifest.visible_labels if x not in (manifest.thresholds or {})]
+    if not missing:
+        return None
+    if len(missing) == len(manifest.visible_labels):
+        return (
+            f"'{manifest.name}' is uncalibrated: it has no operating points, so its outputs are raw "
+            "probabilities and no label is marked as a positive finding. (A TorchXRayVision release "
+            "file keeps its calibration when imported under its original file name.)"
+        )
+    return (
+        f"'{manifest.name}' has no operating point for {len(missing)} label(s) ({', '.join(missing)}): "
+        "they are shown as uncalibrated and never marked as positive findings."
+    )
 
 
 def convert_download(

@@ -4,6 +4,11 @@ Layout under the user data directory (:func:`cxr_home`)::
 
     <home>/models/<name>.safetensors   installed models (one file each, manifest inside)
     <home>/cache/                      downloads (``.part`` files resume after an interruption)
+    <home>/models/default.json         which installed model is the default (and which shipped
+                                       default-model file was installed, so a removal sticks)
+
+The default model ships with the app in ``resources/models/`` (:func:`bundled_default_model`);
+:func:`ensure_default_model` copies it into the library on first use, with no network.
 
 ``<home>`` is ``$CXR_STUDIO_HOME`` when set, else the platform's per-user data folder:
 ``~/.local/share/cxr-studio`` (or ``$XDG_DATA_HOME/cxr-studio``) on Linux,
@@ -13,9 +18,12 @@ Every write is atomic (temporary file in the target folder, then ``os.replace``)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -59,6 +67,8 @@ class InstalledModel:
     manifest: ModelManifest | None
     #: why the file cannot be used (damaged, newer format, ...); None when it is fine
     error: str | None = None
+    #: the library's default model (used when no model is named)
+    default: bool = False
 
 
 def file_name_for(name: str) -> str:
@@ -76,6 +86,9 @@ def list_models() -> list[InstalledModel]:
             out.append(InstalledModel(manifest.name, path, manifest))
         except ModelFileError as exc:
             out.append(InstalledModel(path.stem, path, None, str(exc)))
+    chosen = _read_default_record().get("name")
+    for m in out:
+        m.default = m.manifest is not None and m.error is None and m.name == chosen
     return out
 
 
@@ -190,7 +203,9 @@ def import_model(
             "and its labels to import it."
         )
     if labels is None and architecture in ("xrv_densenet121", "xrv_resnet50") and not is_safetensors:
-        state, manifest = importing.convert_xrv(src, architecture=architecture, name=name)
+        from ml.models.catalogue import convert_xrv_import  # catalogue files keep their calibration
+
+        state, manifest = convert_xrv_import(src, architecture=architecture, name=name)
         return install_state(state, manifest, overwrite=overwrite)
     if not labels:
         raise ModelFileError(f"Name the labels of {src.name} (in output order) to import it.")
@@ -217,4 +232,92 @@ def remove_model(name: str) -> Path:
     if found is None:
         raise ModelFileError(f"No installed model named '{name}'.")
     found.path.unlink()
+    return found.path
+
+
+# --------------------------------------------------------------------------- the default model
+
+DEFAULT_MODEL_NAME = "cxr-default-pneumonia"
+DEFAULT_RECORD = "default.json"
+
+
+def bundled_models_dir() -> Path:
+    """``resources/models`` of the source tree, or of a PyInstaller bundle (``sys._MEIPASS``)."""
+    base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[2]))
+    return base / "resources" / "models"
+
+
+def bundled_default_model() -> Path | None:
+    """The default model file shipped with the app, or None when this build has none."""
+    path = bundled_models_dir() / file_name_for(DEFAULT_MODEL_NAME)
+    return path if path.is_file() else None
+
+
+def _record_path() -> Path:
+    return models_dir() / DEFAULT_RECORD
+
+
+def _read_default_record() -> dict[str, Any]:
+    try:
+        data = json.loads(_record_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_default_record(data: dict[str, Any]) -> None:
+    from ml.fileio import write_text_atomic
+
+    write_text_atomic(_record_path(), json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def set_default_model(name: str | None) -> None:
+    """Make the installed model ``name`` the default (None: no default)."""
+    record = _read_default_record()
+    if name is not None:
+        found = find_model(name)
+        if found is None or found.error:
+            raise ModelFileError(f"No usable installed model named '{name}'.")
+        name = found.name
+    record["name"] = name
+    _write_default_record(record)
+
+
+def ensure_default_model() -> InstalledModel | None:
+    """Install the shipped default model into the library the first time (no network) and return
+    the library's default model, or None when there is none.
+
+    A shipped file is installed once: when the user removes it, it stays removed until an app
+    update ships a different file. A default the user chose is kept.
+    """
+    src = bundled_default_model()
+    record = _read_default_record()
+    if src is not None:
+        digest = _sha256(src)
+        if record.get("installed_sha256") != digest:
+            installed = install_model_file(src, overwrite=True)
+            if record.get("name") in (None, DEFAULT_MODEL_NAME, installed.name):
+                record["name"] = installed.name
+            record["installed_sha256"] = digest
+            _write_default_record(record)
+    return default_model()
+
+
+def default_model() -> InstalledModel | None:
+    """The library's default model (without installing anything), or None."""
+    return next((m for m in list_models() if m.default), None)
+
+
+def resolve_default_model() -> Path:
+    """The model used when a command names none: the default model, installed on first use."""
+    found = ensure_default_model()
+    if found is None:
+        raise ModelFileError(
+            "No model was given and no default model is installed; name one with --model "
+            "(see 'cxr models list')."
+        )
     return found.path

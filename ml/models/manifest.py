@@ -242,7 +242,9 @@ def _converted_from_xrv(data: dict[str, Any]) -> bool:
     """A manifest written by an older CXR Studio for converted TorchXRayVision weights."""
     provenance = data.get("provenance") or {}
     extra = provenance.get("extra") or {}
-    origin = " ".join(str(x) for x in (extra.get("origin"), extra.get("source"), provenance.get("source_url")))
+    origin = " ".join(
+        str(x) for x in (extra.get("origin"), extra.get("source"), provenance.get("source_url"))
+    )
     return (
         data.get("normalisation") == "xrv"
         and str(data.get("architecture", "")).startswith("xrv_")
