@@ -17,7 +17,8 @@ log = logging.getLogger("cxr.predict")
 @subcommand
 def _register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify images with a model (not for diagnostic use)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (recursive)")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="image files, folders (recursive), ZIP archives or DICOMDIRs")
     p.add_argument("--model", required=True, help="a model file or an installed model's name")
     p.add_argument("-o", "--output", help="write results as CSV")
     p.add_argument("--explain", choices=["gradcam", "occlusion"], help="heatmap method")
@@ -28,97 +29,61 @@ def _register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_predict)
 
 
-def _image_files(paths: list[str], problems: list[str]) -> tuple[list[str], int]:
-    """Image files under ``paths`` (folders recursive), and how many non-image files were skipped.
-
-    Files named explicitly are always tried (a bad one is an error); a folder's non-image files
-    (README, CSV...) are counted and reported as skipped, never silently dropped.
-    """
-    from ml.imaging.index import iter_files
-    from ml.imaging.read import read_meta, sniff_kind
-
-    files, skipped = [], 0
-    for listed in iter_files(paths):
-        if listed.error:
-            problems.append(listed.error)
-            continue
-        if listed.member is not None:
-            problems.append(f"{listed.source}: files inside ZIP archives are not classified by cxr predict; unzip first.")
-            continue
-        try:
-            kind = sniff_kind(listed.path)
-            if kind == "unknown" and listed.path not in paths:
-                read_meta(listed.path)  # DICOM without preamble still counts as an image
-        except CxrError:
-            log.info("skipping %s: not an image", Path(listed.path).name)
-            skipped += 1
-            continue
-        files.append(listed.path)
-    return files, skipped
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise CxrError("--batch-size must be at least 1.")
+    if args.frame is not None and args.frame < 1:
+        raise CxrError("--frame counts from 1.")
     if args.explain_dir and not args.explain:
         args.explain = "gradcam"
+    from ml.inference.batch import classify_paths
     from ml.inference.predictor import load_predictor
     from ml.models import library
 
     predictor = load_predictor(library.resolve_model(args.model), device=args.device, batch_size=args.batch_size)
     print(f"Model {predictor.manifest.name} on {predictor.device_label}. {DISCLAIMER}", file=sys.stderr)
 
-    problems: list[str] = []
-    predictions = []
     explain_dir = Path(args.explain_dir) if args.explain_dir else None
     explainer = None
+    on_file = None
     if args.explain and explain_dir is not None:
         from ml.explain import make_explainer
 
         explain_dir.mkdir(parents=True, exist_ok=True)
         explainer = make_explainer(args.explain, predictor.model, predictor.manifest, predictor.device)
         explainer.open()
+
+        def on_file(result, image) -> None:  # noqa: ANN001 - FileResult, XRayImage | None
+            for pred in result.predictions if image is not None else []:
+                _write_heatmap(image, pred, explainer, explain_dir, args.explain)
+
     try:
-        files, skipped = _image_files(list(args.paths), problems)
-        for path in files:
-            predictions += _predict_file(path, args, predictor, explainer, explain_dir, problems)
+        outcome = classify_paths(predictor, list(args.paths), frame=None if args.frame is None else args.frame - 1,
+                                 on_file=on_file)
     finally:
         if explainer is not None:
             explainer.close()
 
+    predictions, errors = outcome.predictions, outcome.errors
     if args.output:
         from ml.inference.export import write_csv
 
-        write_csv(args.output, predictions, predictor.labels)
+        write_csv(args.output, predictions, predictor.labels, errors)
     for p in predictions:
         top = ", ".join(f"{label} {prob:.1%}" for label, prob in p.ranked()[:3])
         print(f"{p.path}\tframe {p.frame + 1}\t{top}")
-    if skipped:
-        print(f"cxr: skipped {skipped} file(s) that are not images", file=sys.stderr)
-    for problem in problems:
-        print(f"cxr: error: {problem}", file=sys.stderr)
-    if not predictions and not problems:
+    if outcome.skipped:
+        print(f"cxr: skipped {len(outcome.skipped)} file(s) that are not images", file=sys.stderr)
+    for _source, message in errors:
+        print(f"cxr: error: {message}", file=sys.stderr)
+    if not predictions and not errors:
         raise CxrError("No images found in the given paths.")
-    return 2 if problems else 0
-
-
-def _predict_file(path, args, predictor, explainer, explain_dir, problems) -> list:  # noqa: ANN001
-    from ml.imaging.read import read_image
-
-    try:
-        image = read_image(path)
-    except CxrError as exc:
-        problems.append(str(exc))
-        return []
-    if args.frame is not None and not 1 <= args.frame <= image.n_frames:
-        problems.append(f"{Path(path).name}: frame {args.frame} does not exist ({image.n_frames} frame(s)).")
-        return []
-    frames = [args.frame - 1] if args.frame else list(range(image.n_frames))
-    results = predictor.predict([(image, f) for f in frames])
-    if explainer is not None:
-        for pred in results:
-            _write_heatmap(image, pred, explainer, explain_dir, args.explain)
-    return results
+    if errors:
+        classified = len(outcome.results) - len(errors)
+        print(f"cxr: {len(errors)} of {len(outcome.results)} file(s) failed; {classified} classified",
+              file=sys.stderr)
+        return 2
+    return 0
 
 
 def _write_heatmap(image, prediction, explainer, folder: Path, method: str) -> None:  # noqa: ANN001

@@ -87,7 +87,11 @@ def test_predict_bad_inputs_one_line_each(model_file: Path, dicom_dir: Path, tmp
                   "-o", str(tmp_path / "r.csv"), env_home=home)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert [line for line in res.stderr.splitlines() if line.startswith("cxr: error:")] and "broken.png" in res.stderr
-    assert len(list(csv.DictReader((tmp_path / "r.csv").open()))) == 1
+    # the good result is kept; the bad file is a row of its own with the reason (issue 11 item 4)
+    good, failed = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert good["error"] == "" and good["prediction"] in ("NORMAL", "PNEUMONIA")
+    assert failed["path"] == str(bad) and "broken.png" in failed["error"] and failed["prediction"] == ""
+    assert "cxr: 1 of 2 file(s) failed; 1 classified" in res.stderr
     # a model file that is not ours, and a truncated one
     foreign = tmp_path / "foreign.safetensors"
     from safetensors.numpy import save_file
@@ -100,3 +104,34 @@ def test_predict_bad_inputs_one_line_each(model_file: Path, dicom_dir: Path, tmp
         assert res.returncode == 2, res.stderr
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("cxr: error:") and "Traceback" not in res.stderr, lines
+
+
+def test_predict_zip_and_dicom_folder_with_a_damaged_file(model_file: Path, dicom_dir: Path, tmp_path: Path,
+                                                           capsys) -> None:
+    """ZIPs and folders of DICOM are indexed like the GUI does; one bad file is a CSV row, not an abort."""
+    import shutil
+    import zipfile
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for name in ("rsna_cxr_pa.dcm", "emri_small_RLE.dcm", "emri_small_jpeg_2k_lossless_too_short.dcm"):
+        shutil.copy(dicom_dir / name, folder / name)
+    (folder / "README.txt").write_text("notes, not an image")
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(dicom_dir / "RG3_J2KR.dcm", "inside/RG3_J2KR.dcm")
+    out_csv = tmp_path / "r.csv"
+    code = cxr(["predict", str(folder), str(archive), "--model", str(model_file), "-o", str(out_csv),
+                "--batch-size", "4"])
+    err = capsys.readouterr().err
+    assert code == 2  # some failed
+    rows = list(csv.DictReader(out_csv.open()))
+    assert list(rows[0]) == ["path", "frame", "NORMAL", "PNEUMONIA", "prediction", "disclaimer", "error"]
+    ok = [r for r in rows if not r["error"]]
+    assert sorted({r["path"] for r in ok}) == sorted(
+        [str(folder / "emri_small_RLE.dcm"), str(folder / "rsna_cxr_pa.dcm"), f"{archive}:inside/RG3_J2KR.dcm"])
+    assert len(ok) == 1 + 10 + 1  # every frame of the multi-frame file
+    (bad,) = [r for r in rows if r["error"]]
+    assert bad["path"].endswith("too_short.dcm") and "truncated pixel data" in bad["error"]
+    assert "cxr: 1 of 4 file(s) failed; 3 classified" in err
+    assert "skipped 1 file(s) that are not images" in err  # the README, counted, not an error

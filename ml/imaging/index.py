@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ml.errors import CxrError
+from ml.errors import CxrError, NotAnImageError
 from ml.imaging.decoding import is_panic
 from ml.imaging.header import HEADER_TAGS as HEADER_TAGS  # re-exported
 from ml.imaging.header import MEDIA_STORAGE_DIRECTORY, read_header
@@ -144,6 +144,8 @@ class StudyIndex:
     patients: list[PatientEntry] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
+    #: sources among ``errors`` that are simply not images (a README, a CSV, an unknown format)
+    not_images: set[str] = field(default_factory=set)
     _patient_map: dict[str, PatientEntry] = field(default_factory=dict, init=False, repr=False, compare=False)
     _study_map: dict[tuple[str, str], StudyEntry] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -221,6 +223,7 @@ class StudyIndex:
         self.errors.extend(e for e in other.errors if e not in known)
         seen_dups = set(self.duplicates)
         self.duplicates.extend(d for d in other.duplicates if d not in seen_dups)
+        self.not_images |= other.not_images
         return added
 
     def instances(self) -> Iterator[InstanceEntry]:
@@ -286,7 +289,7 @@ def build_index(
             for done, item in enumerate(listed, 1):
                 if cancel is not None:
                     cancel.check()
-                entry = _read_listed(item, archives, index.errors)
+                entry = _read_listed(item, archives, index)
                 if entry is not None and index.add(entry):
                     batch.append(entry)
                 if len(batch) >= batch_size:
@@ -310,7 +313,8 @@ def build_index(
     return index
 
 
-def _read_listed(item: ListedFile, archives: ArchiveCache, errors: list[tuple[str, str]]) -> InstanceEntry | None:
+def _read_listed(item: ListedFile, archives: ArchiveCache, index: StudyIndex) -> InstanceEntry | None:
+    errors = index.errors
     if item.error is not None:
         errors.append((item.source, item.error))
         return None
@@ -319,6 +323,9 @@ def _read_listed(item: ListedFile, archives: ArchiveCache, errors: list[tuple[st
         return _index_one(item, archives)
     except _Excluded:
         return None
+    except NotAnImageError as exc:
+        errors.append((item.source, str(exc)))
+        index.not_images.add(item.source)
     except CxrError as exc:
         errors.append((item.source, str(exc)))
     except PermissionError:

@@ -24,11 +24,17 @@ def prediction_text(prediction: Any) -> str:
     return prediction.top_label
 
 
-def csv_text(predictions: Sequence[Any], labels: Sequence[str] | None = None) -> str:
+def csv_text(
+    predictions: Sequence[Any],
+    labels: Sequence[str] | None = None,
+    errors: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The CSV. ``errors`` (path, message) of files that could not be classified add an ``error``
+    column (empty on result rows) and one row per failed file after the results."""
     labels = list(labels or (predictions[0].labels if predictions else []))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", "frame", *labels, "prediction", "disclaimer"])
+    writer.writerow(["path", "frame", *labels, "prediction", "disclaimer", *(["error"] if errors else [])])
     for p in predictions:
         scores = p.scores
         writer.writerow(
@@ -38,16 +44,22 @@ def csv_text(predictions: Sequence[Any], labels: Sequence[str] | None = None) ->
                 *(f"{scores[label]:.6f}" if label in scores else "" for label in labels),
                 prediction_text(p),
                 DISCLAIMER,
+                *([""] if errors else []),
             ]
         )
+    for path, message in errors:
+        writer.writerow([path, "", *("" for _ in labels), "", DISCLAIMER, message])
     return out.getvalue()
 
 
 def write_csv(
-    path: str | os.PathLike[str], predictions: Sequence[Any], labels: Sequence[str] | None = None
+    path: str | os.PathLike[str],
+    predictions: Sequence[Any],
+    labels: Sequence[str] | None = None,
+    errors: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write the CSV atomically (temporary file, then rename)."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_text(csv_text(predictions, labels), encoding="utf-8")
+        tmp.write_text(csv_text(predictions, labels, errors), encoding="utf-8")
     return path
