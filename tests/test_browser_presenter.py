@@ -193,7 +193,7 @@ def test_insert_position_counts_only_rows_already_shown():
 def test_presenters_and_models_import_without_qt_or_torch():
     code = (
         "import sys\n"
-        "import app.browser.presenter, app.tags.presenter\n"
+        "import app.browser.presenter, app.tags.presenter, app.viewer.state\n"
         "bad = [m for m in ('PySide6', 'pyqtgraph', 'torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

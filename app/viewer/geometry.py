@@ -1,7 +1,7 @@
 """Zoom, pan range, rotation and flips of the image view (a mixin of ImageViewer).
 
 The image group's transform is: translate the image centre to the origin, then the orientation
-(rotations/flips on screen axes). The ViewBox range then sets zoom and pan.
+(rotations/flips on screen axes, from the display model). The ViewBox range sets zoom and pan.
 """
 
 from __future__ import annotations
@@ -9,14 +9,20 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
+from app.viewer.events import Event
+from app.viewer.state import DisplayState, Orientation
 from ml.imaging.image import XRayImage
 
 
+def to_qtransform(o: Orientation) -> QtGui.QTransform:
+    return QtGui.QTransform(float(o[0]), float(o[1]), float(o[2]), float(o[3]), 0.0, 0.0)
+
+
 class GeometryMixin:
+    state: DisplayState
     _vb: pg.ViewBox
     _group: pg.ItemGroup
     _image: XRayImage | None
-    _orient: QtGui.QTransform
     _fit_mode: bool
 
     def zoom_factor(self) -> float:
@@ -58,24 +64,24 @@ class GeometryMixin:
         self._vb.setRange(rect=QtCore.QRectF(c.x() - w / 2, c.y() - h / 2, w, h), padding=0)
 
     def rotate90(self, clockwise: bool = True) -> None:
-        self._reorient(QtGui.QTransform().rotate(90 if clockwise else -90))
+        self.state.rotate90(clockwise)
 
     def flip_horizontal(self) -> None:
-        self._reorient(QtGui.QTransform.fromScale(-1, 1))
+        self.state.flip_horizontal()
 
     def flip_vertical(self) -> None:
-        self._reorient(QtGui.QTransform.fromScale(1, -1))
+        self.state.flip_vertical()
 
     def orientation(self) -> QtGui.QTransform:
         """The rotation/flip applied to the image (2x2, on screen axes)."""
-        return QtGui.QTransform(self._orient)
+        return to_qtransform(self.state.orientation)
 
-    def _reorient(self, op: QtGui.QTransform) -> None:
+    def _on_orientation(self, _event: Event) -> None:
+        """The model's orientation changed: keep the image point under the view centre there."""
         if self._image is None:
             return
         zoom, view_centre = self.zoom_factor(), self._vb.viewRect().center()
         anchor = self._group.mapFromParent(view_centre)  # image point under the view centre
-        self._orient = self._orient * op
         self._apply_group_transform()
         if self._fit_mode:
             self.zoom_fit()
@@ -84,4 +90,5 @@ class GeometryMixin:
 
     def _apply_group_transform(self) -> None:
         rows, cols = self._image.shape if self._image is not None else (0, 0)
-        self._group.setTransform(QtGui.QTransform.fromTranslate(-cols / 2.0, -rows / 2.0) * self._orient)
+        centre = QtGui.QTransform.fromTranslate(-cols / 2.0, -rows / 2.0)
+        self._group.setTransform(centre * to_qtransform(self.state.orientation))

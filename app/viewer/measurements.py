@@ -1,7 +1,8 @@
 """Measurement overlay: pyqtgraph ROIs in image pixel coordinates, kept per image key.
 
 The ROIs are children of the view's image group, so they follow zoom, pan, rotation and flips
-and stay attached to the anatomy. Values come from :mod:`app.viewer.measure`.
+and stay attached to the anatomy. Values come from :mod:`app.viewer.measure`; what is remembered
+per image lives in the display model's :class:`app.viewer.state.MeasurementStore`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.viewer.measure import Measurement, Point, RegionReader, evaluate
+from app.viewer.state import MeasurementStore
 from ml.imaging.image import PixelSpacing
 
 PEN = pg.mkPen((0, 230, 255), width=2)
@@ -116,12 +118,16 @@ class MeasurementLayer(QtCore.QObject):
 
     changed = QtCore.Signal()
 
-    def __init__(self, parent_item: QtWidgets.QGraphicsItem, context: Callable[[], MeasureContext | None]):
+    def __init__(
+        self,
+        parent_item: QtWidgets.QGraphicsItem,
+        context: Callable[[], MeasureContext | None],
+        store: MeasurementStore,
+    ):
         super().__init__()
         self._parent = parent_item
         self._context = context
-        self._store: dict[str, list[Measurement]] = {}
-        self._key: str | None = None
+        self._store = store
         self._items: list[_Item] = []
         self._selected: _Item | None = None
         self._drawing: _Item | None = None
@@ -134,20 +140,16 @@ class MeasurementLayer(QtCore.QObject):
         for item in self._items:
             self._remove_graphics(item)
         self._items, self._selected = [], None
-        self._key = key
-        for m in list(self._store.get(key, [])) if key is not None else []:
+        for m in self._store.switch(key):
             self._items.append(self._make_item(m))
         self.refresh()
 
     def forget(self, keys: list[str] | None = None) -> None:
         """Drop remembered measurements (all of them when ``keys`` is None), e.g. when a study closes."""
-        for k in list(self._store) if keys is None else keys:
-            if k != self._key:
-                self._store.pop(k, None)
+        self._store.forget(keys)
 
     def _save(self) -> None:
-        if self._key is not None:
-            self._store[self._key] = [i.m for i in self._items]
+        self._store.save([i.m for i in self._items])
 
     # ------------------------------------------------------------------ queries
     def measurements(self) -> list[Measurement]:

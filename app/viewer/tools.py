@@ -4,23 +4,25 @@ Left button: the current tool (window/level, pan, zoom, distance, angle, rectang
 Middle drag: pan. Right drag: zoom (up = in). Wheel: zoom about the cursor.
 Window/level drag: right = wider window (less contrast), down = higher centre (darker for
 MONOCHROME2); sensitivity scales with the image's value range (bit depth).
+
+The tools change the display model (:class:`app.viewer.state.DisplayState`: window, tool) and,
+for zoom, pan and measurements, the scene they are given (:class:`ToolScene`); they never know
+the image view itself.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pyqtgraph as pg
 from PySide6 import QtCore
 
+from app.viewer.measurements import MeasurementLayer
+from app.viewer.state import MEASURE_TOOLS, TOOLS, DisplayState
 from ml.imaging.image import Window
 
-if TYPE_CHECKING:
-    from app.viewer.view import ImageViewer
-
-TOOLS = ("wl", "pan", "zoom", "distance", "angle", "rect", "ellipse")
-MEASURE_TOOLS = ("distance", "angle", "rect", "ellipse")
+__all__ = ["MEASURE_TOOLS", "TOOLS", "InteractionViewBox", "ToolHandler", "ToolScene"]
 WHEEL_STEP = 1.2  # zoom factor per wheel notch
 DRAG_ZOOM_PER_PX = 0.01  # log zoom per pixel of right-drag
 WL_PIXELS_FOR_FULL_RANGE = 512.0  # a 512-pixel drag sweeps the image's whole value range
@@ -46,29 +48,41 @@ class InteractionViewBox(pg.ViewBox):
         self._handler.wheel(ev)
 
 
+class ToolScene(Protocol):
+    """What the tools need from the view besides the display model."""
+
+    def view_box(self) -> pg.ViewBox: ...
+    def image_group(self) -> pg.ItemGroup: ...
+    def measurement_layer(self) -> MeasurementLayer: ...
+    def mark_user_zoom(self) -> None: ...
+
+
 class ToolHandler:
-    def __init__(self, viewer: ImageViewer):
-        self.viewer = viewer
-        self.tool = "wl"
+    def __init__(self, state: DisplayState, scene: ToolScene):
+        self.state = state
+        self.scene = scene
         self._wl_start: Window | None = None
+
+    @property
+    def tool(self) -> str:
+        return self.state.tool
 
     # ------------------------------------------------------------------ helpers
     def _vb(self) -> pg.ViewBox:
-        return self.viewer.view_box()
+        return self.scene.view_box()
 
     def _image_point(self, scene_pos) -> tuple[float, float]:
-        p = self.viewer.image_group().mapFromScene(scene_pos)
+        p = self.scene.image_group().mapFromScene(scene_pos)
         return p.x(), p.y()
 
     def wl_sensitivity(self) -> float:
         """Modality units per screen pixel of window/level drag."""
-        lo, hi = self.viewer.value_span()
+        lo, hi = self.state.value_span
         return max(hi - lo, 1.0) / WL_PIXELS_FOR_FULL_RANGE
 
     # ------------------------------------------------------------------ events
     def drag(self, ev) -> None:
-        v = self.viewer
-        if v.image() is None:
+        if self.state.image is None:
             ev.ignore()
             return
         ev.accept()
@@ -83,12 +97,11 @@ class ToolHandler:
             self._measure_drag(ev)
 
     def click(self, ev) -> None:
-        v = self.viewer
-        if v.image() is None or ev.button() != Btn.LeftButton:
+        if self.state.image is None or ev.button() != Btn.LeftButton:
             ev.ignore()
             return
         ev.accept()
-        layer = v.measurement_layer()
+        layer = self.scene.measurement_layer()
         if self.tool == "angle":
             p = self._image_point(ev.scenePos())
             if layer.drawing() == "angle":
@@ -99,8 +112,7 @@ class ToolHandler:
         layer.select_none()
 
     def wheel(self, ev) -> None:
-        v = self.viewer
-        if v.image() is None:
+        if self.state.image is None:
             ev.ignore()
             return
         ev.accept()
@@ -108,11 +120,11 @@ class ToolHandler:
         if notches == 0:
             return
         vb = self._vb()
-        v.mark_user_zoom()
+        self.scene.mark_user_zoom()
         vb.scaleBy((WHEEL_STEP**-notches, WHEEL_STEP**-notches), vb.mapToView(ev.pos()))
 
     def cursor_moved(self, scene_pos) -> None:
-        layer = self.viewer.measurement_layer()
+        layer = self.scene.measurement_layer()
         if layer.drawing() == "angle":
             layer.drag_to(self._image_point(scene_pos))
 
@@ -126,22 +138,21 @@ class ToolHandler:
         vb = self._vb()
         dy = ev.pos().y() - ev.lastPos().y()
         s = math.exp(dy * DRAG_ZOOM_PER_PX)
-        self.viewer.mark_user_zoom()
+        self.scene.mark_user_zoom()
         vb.scaleBy((s, s), vb.mapToView(ev.buttonDownPos()))
 
     def _window_drag(self, ev) -> None:
-        v = self.viewer
         if ev.isStart() or self._wl_start is None:
-            self._wl_start = v.window()
+            self._wl_start = self.state.window()
         start = self._wl_start
         d = ev.pos() - ev.buttonDownPos()
         k = self.wl_sensitivity()
-        v.set_window(start.center + d.y() * k, start.width + d.x() * k)
+        self.state.set_window(start.center + d.y() * k, start.width + d.x() * k)
         if ev.isFinish():
             self._wl_start = None
 
     def _measure_drag(self, ev) -> None:
-        layer = self.viewer.measurement_layer()
+        layer = self.scene.measurement_layer()
         p = self._image_point(ev.scenePos())
         if ev.isStart():
             if self.tool == "angle" and layer.drawing() == "angle":

@@ -1,5 +1,10 @@
 """ImageViewer: pyqtgraph wrapped once. Image, window/level, zoom/pan/rotate/flip, overlays, tools.
 
+The display state (image, frame, VOI, inversion, orientation, tool, measurements per image) is
+the evented model :class:`app.viewer.state.DisplayState` (``viewer.state``); the view subscribes
+to its events and renders. Mouse tools and keyboard actions change the model; the methods below
+(``set_window``, ``rotate90``, ...) are the same requests for code that holds the view.
+
 Scene layout: ViewBox -> image group (transform = centre, then rotation/flip) -> ImageItem (scaled
 when a downsampled copy is shown), overlay layers (heatmaps) and measurement ROIs, all in image
 pixel coordinates. Corner text and the magnifier are widgets over the viewport.
@@ -7,25 +12,25 @@ pixel coordinates. Corner text and the magnifier are widgets over the viewport.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.viewer.actions import build_actions
-from app.viewer.corner_text import CornerTextOverlay, ViewState, corner_lines
+from app.viewer.corner_text import CornerTextOverlay
+from app.viewer.events import Event
 from app.viewer.export import ExportMixin
 from app.viewer.geometry import GeometryMixin
 from app.viewer.magnifier import Magnifier
 from app.viewer.measure import Measurement
 from app.viewer.measurements import MeasureContext, MeasurementLayer
+from app.viewer.overlays import OverlayMixin
 from app.viewer.pipeline import FramePipeline
-from app.viewer.tools import TOOLS, InteractionViewBox, ToolHandler
+from app.viewer.state import DisplayState
+from app.viewer.tools import InteractionViewBox, ToolHandler
 from ml.imaging import display
-from ml.imaging.image import VoiLut, Window, XRayImage
+from ml.imaging.image import Window, XRayImage
 
-Z_OVERLAYS = 10
 MAX_DOWNSAMPLE = 64
 
 
@@ -37,31 +42,24 @@ class _Canvas(pg.GraphicsView):
         self.resized.emit()
 
 
-class ImageViewer(GeometryMixin, ExportMixin, QtWidgets.QWidget):
-    """The image view. See the package docstring and the method docstrings for the API."""
+class ImageViewer(GeometryMixin, ExportMixin, OverlayMixin, QtWidgets.QWidget):
+    """The image view. See the module docstring and the method docstrings for the API."""
 
     imageChanged = QtCore.Signal()
     windowChanged = QtCore.Signal(float, float)
     cursorInfo = QtCore.Signal(str)
     measurementsChanged = QtCore.Signal()
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, parent: QtWidgets.QWidget | None = None, state: DisplayState | None = None):
         super().__init__(parent)
-        self._image: XRayImage | None = None
+        self.state = state or DisplayState()
         self._pipeline: FramePipeline | None = None
-        self._frame = 0
-        self._voi: display.Voi | None = None
-        self._voi_label = ""
-        self._user_invert = False
-        self._orient = QtGui.QTransform()
         self._fit_mode = True
         self._factor: int | None = None
         self._lut: np.ndarray | None = None
-        self._auto_cache: dict[int, Window] = {}
-        self._span: tuple[float, float] = (0.0, 255.0)
         self._overlays: dict[str, pg.GraphicsObject] = {}
 
-        self._handler = ToolHandler(self)
+        self._handler = ToolHandler(self.state, self)
         self._canvas = _Canvas(self, background="k")
         self._canvas.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self._canvas.setMouseTracking(True)
@@ -72,13 +70,13 @@ class ImageViewer(GeometryMixin, ExportMixin, QtWidgets.QWidget):
         self._vb.addItem(self._group)
         self._img = pg.ImageItem(axisOrder="row-major")
         self._img.setParentItem(self._group)
-        self._layer = MeasurementLayer(self._group, self._measure_context)
+        self._layer = MeasurementLayer(self._group, self._measure_context, self.state.measurements)
         self._layer.changed.connect(self.measurementsChanged)
         self._corner = CornerTextOverlay(self._canvas.viewport())
         self._magnifier = Magnifier(self._canvas.viewport())
         self._magnifier_on = False
         self._cine = QtCore.QTimer(self)
-        self._cine.timeout.connect(lambda: self.step_frame(1, wrap=True))
+        self._cine.timeout.connect(lambda: self.state.step_frame(1, wrap=True))
 
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -86,10 +84,22 @@ class ImageViewer(GeometryMixin, ExportMixin, QtWidgets.QWidget):
         self._canvas.resized.connect(self._on_resized)
         self._vb.sigRangeChanged.connect(self._on_view_changed)
         self._canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
-        self._actions = build_actions(self)
+        self._actions = build_actions(self.state, self, self)
         self.addActions(self._actions)
 
-    # ================================================================== image
+        events = self.state.events
+        events.image.connect(self._on_image)
+        events.frame.connect(self._on_frame)
+        events.window.connect(self._on_window)
+        events.invert.connect(self._on_invert)
+        events.orientation.connect(self._on_orientation)
+        events.tool.connect(self._on_tool)
+
+    @property
+    def _image(self) -> XRayImage | None:
+        return self.state.image
+
+    # ================================================================== image and frames
     def set_image(self, image: XRayImage, key: str | None = None) -> None:
         """Show ``image`` (already decoded) at fit zoom with its default window.
 
@@ -97,68 +107,30 @@ class ImageViewer(GeometryMixin, ExportMixin, QtWidgets.QWidget):
         the study is open; without it the SOP Instance UID, else the path, is used.
         """
         self.set_cine(False)
-        self._image = image
-        self._frame = 0
-        self._auto_cache = {}
-        self._user_invert = False
-        self._orient = QtGui.QTransform()
-        self._span = self._value_span(image)
-        self._load_frame()
-        self._voi, self._voi_label = self._default_voi()
-        self._refresh_lut()
-        self._layer.switch(key or image.meta.sop_instance_uid or image.meta.path or None)
-        self._magnifier.configure(self._patch, image.shape)
-        self._apply_group_transform()
-        self.zoom_fit()
-        self._update_resolution(force=True)
-        self._update_corner()
-        self.imageChanged.emit()
-        self._emit_window()
+        self.state.set_image(image, key)
 
     def clear(self) -> None:
         """Show nothing (measurements stay remembered for their image keys)."""
         self.set_cine(False)
-        self._layer.switch(None)
-        self._image = self._pipeline = None
-        self._voi, self._lut, self._factor = None, None, None
-        self._img.clear()
-        self._corner.set_lines({})
-        self._magnifier.configure(None, (0, 0))
-        self._magnifier.hide()
-        self.imageChanged.emit()
+        self.state.set_image(None)
 
     def image(self) -> XRayImage | None:
-        return self._image
+        return self.state.image
 
     def n_frames(self) -> int:
-        return self._image.n_frames if self._image is not None else 0
+        return self.state.n_frames()
 
     def frame(self) -> int:
-        return self._frame
+        return self.state.frame
 
     def set_frame(self, index: int) -> None:
-        if self._image is None:
-            return
-        index = max(0, min(int(index), self._image.n_frames - 1))
-        if index == self._frame:
-            return
-        self._frame = index
-        self._load_frame()
-        self._refresh_lut()
-        self._update_resolution(force=True)
-        self._layer.refresh()
-        self._update_corner()
-        self.imageChanged.emit()
+        self.state.set_frame(index)
 
     def step_frame(self, step: int, wrap: bool = False) -> None:
-        if self._image is None:
-            return
-        n = self._image.n_frames
-        target = self._frame + step
-        self.set_frame(target % n if wrap else target)
+        self.state.step_frame(step, wrap)
 
     def set_cine(self, playing: bool, fps: float = 10) -> None:
-        playing = bool(playing and self._image is not None and self._image.n_frames > 1)
+        playing = bool(playing and self.state.n_frames() > 1)
         if playing:
             self._cine.start(max(int(1000.0 / max(fps, 0.1)), 1))
         else:
@@ -168,141 +140,98 @@ class ImageViewer(GeometryMixin, ExportMixin, QtWidgets.QWidget):
     def is_playing(self) -> bool:
         return self._cine.isActive()
 
+    def _on_image(self, _event: Event) -> None:
+        image = self.state.image
+        if image is None:
+            self._layer.switch(None)
+            self._pipeline, self._lut, self._factor = None, None, None
+            self._img.clear()
+            self._corner.set_lines({})
+            self._magnifier.configure(None, (0, 0))
+            self._magnifier.hide()
+            self.imageChanged.emit()
+            return
+        self._load_frame()
+        self._refresh_lut()
+        self._layer.switch(self.state.key)
+        self._magnifier.configure(self._patch, image.shape)
+        self._apply_group_transform()
+        self.zoom_fit()
+        self._update_resolution(force=True)
+        self._update_corner()
+        self.imageChanged.emit()
+        self._emit_window()
+
+    def _on_frame(self, _event: Event) -> None:
+        self._load_frame()
+        self._refresh_lut()
+        self._update_resolution(force=True)
+        self._layer.refresh()
+        self._update_corner()
+        self.imageChanged.emit()
+
     def _load_frame(self) -> None:
-        assert self._image is not None
-        self._pipeline = FramePipeline(self._image, self._frame)
+        assert self.state.image is not None
+        self._pipeline = FramePipeline(self.state.image, self.state.frame)
         self._factor = None
 
     # ================================================================== window / level
     def window(self) -> Window:
         """The current VOI as a window (a VOI LUT is described by its input range)."""
-        voi = self._voi
-        if isinstance(voi, Window):
-            return voi
-        if isinstance(voi, VoiLut):
-            n = voi.data.size
-            return Window(voi.first_mapped + n / 2.0, float(n), "LINEAR", voi.explanation or "VOI LUT")
-        return Window(127.5, 256.0)
+        return self.state.window()
 
     def voi(self) -> display.Voi | None:
         """The VOI in use: a Window or a VoiLut from the file."""
-        return self._voi
+        return self.state.voi
 
     def set_window(self, center: float, width: float) -> None:
-        if self._image is None or self._image.is_color:
-            return
-        old = self._voi
-        function = (
-            old.function
-            if isinstance(old, Window) and old.function in ("LINEAR_EXACT", "SIGMOID")
-            else "LINEAR"
-        )
-        min_width = 1.0 if function == "LINEAR" else 1e-6 * max(self._span[1] - self._span[0], 1e-6)
-        self._set_voi(Window(float(center), max(float(width), min_width), function, "manual"), "")
+        self.state.set_window(center, width)
 
     def apply_preset(self, index_or_name: int | str) -> bool:
         """A file preset by 0-based index (keys 1-9), or by name: Lung, Mediastinum, Bone, auto,
         default, or a file window's explanation. Returns False when there is no such preset."""
-        img = self._image
-        if img is None or img.is_color:
-            return False
-        file_presets = display.presets(img)
-        if isinstance(index_or_name, int):
-            if not 0 <= index_or_name < len(file_presets):
-                return False
-            voi = file_presets[index_or_name]
-            self._set_voi(voi, voi.explanation or f"file preset {index_or_name + 1}")
-            return True
-        name = str(index_or_name).strip().lower()
-        for preset in display.CHEST_PRESETS:
-            if name in (preset.name.lower(), preset.key.lower()):
-                self._set_voi(display.chest_preset_window(img, preset, self._frame), preset.name)
-                return True
-        if name in ("auto", "automatic"):
-            self.auto_window()
-            return True
-        if name == "default":
-            self._set_voi(*self._default_voi())
-            return True
-        for i, voi in enumerate(file_presets):
-            if voi.explanation and voi.explanation.strip().lower() == name:
-                return self.apply_preset(i)
-        return False
+        return self.state.apply_preset(index_or_name)
 
     def auto_window(self) -> None:
-        if self._image is None or self._image.is_color:
-            return
-        self._set_voi(self._auto_window(), "automatic")
+        self.state.auto_window()
 
     def toggle_invert(self) -> None:
-        if self._image is None:
-            return
-        self._user_invert = not self._user_invert
+        self.state.toggle_invert()
+
+    def is_inverted(self) -> bool:
+        """True when the view shows the inverse of the standard display (user toggle)."""
+        return self.state.inverted
+
+    def value_span(self) -> tuple[float, float]:
+        """The range window/level drags are scaled to (modality units)."""
+        return self.state.value_span
+
+    def _on_window(self, _event: Event) -> None:
+        self._refresh_lut()
+        self._update_corner()
+        self._emit_window()
+
+    def _on_invert(self, _event: Event) -> None:
         self._refresh_lut()
         if self._pipeline is not None and self._pipeline.mode == "rgb":
             self._update_resolution(force=True)
         self._update_corner()
 
-    def is_inverted(self) -> bool:
-        """True when the view shows the inverse of the standard display (user toggle)."""
-        return self._user_invert
-
-    def value_span(self) -> tuple[float, float]:
-        """The range window/level drags are scaled to (modality units)."""
-        return self._span
-
-    def _value_span(self, image: XRayImage) -> tuple[float, float]:
-        lo, hi = display.value_range(image)
-        frame = image.frames[0]
-        if not image.is_color and frame.size and frame.dtype.kind in "iu" and image.modality_lut is None:
-            # 16-bit containers holding 12-bit data: scale drags to the data, not the container
-            dlo, dhi = float(frame.min()), float(frame.max())
-            s, b = image.rescale_slope, image.rescale_intercept
-            dlo, dhi = sorted((dlo * s + b, dhi * s + b))
-            if (dhi - dlo) * 4 < (hi - lo):
-                return dlo, max(dhi, dlo + 1.0)
-        return lo, hi
-
-    def _auto_window(self) -> Window:
-        if self._frame not in self._auto_cache:
-            self._auto_cache[self._frame] = display.auto_window(
-                display.modality_values(self._image, self._frame)
-            )
-        return self._auto_cache[self._frame]
-
-    def _default_voi(self) -> tuple[display.Voi | None, str]:
-        img = self._image
-        if img is None or img.is_color:
-            return None, ""
-        if img.windows:
-            return img.windows[0], img.windows[0].explanation or "file"
-        if img.voi_luts:
-            return img.voi_luts[0], img.voi_luts[0].explanation or "VOI LUT"
-        return self._auto_window(), "automatic"
-
-    def _set_voi(self, voi: display.Voi, label: str) -> None:
-        self._voi, self._voi_label = voi, label
-        self._refresh_lut()
-        self._update_corner()
-        self._emit_window()
-
     def _emit_window(self) -> None:
-        if self._image is not None and not self._image.is_color:
-            w = self.window()
+        image = self.state.image
+        if image is not None and not image.is_color:
+            w = self.state.window()
             self.windowChanged.emit(float(w.center), float(w.width))
-
-    def _effective_invert(self) -> bool:
-        return self._image is not None and (self._image.meta.inverted != self._user_invert)
 
     def _refresh_lut(self) -> None:
         if self._pipeline is None:
             return
         if self._pipeline.mode == "rgb":
             self._lut = None
-            if self._pipeline.set_rgb_inverted(self._user_invert):
+            if self._pipeline.set_rgb_inverted(self.state.inverted):
                 self._factor = None
             return
-        self._lut = self._pipeline.lut(self._voi, self._effective_invert())
+        self._lut = self._pipeline.lut(self.state.voi, self.state.effective_invert())
         if self._factor is not None:
             self._img.setLookupTable(self._lut)
 
@@ -337,32 +266,25 @@ class ImageViewer(GeometryMixin, ExportMixin, QtWidgets.QWidget):
 
     def reset_view(self) -> None:
         """Default window, no inversion/rotation/flip, zoom to fit; cancels a measurement being drawn."""
-        if self._image is None:
+        if self.state.image is None:
             return
         self._layer.cancel()
-        self._user_invert = False
-        self._orient = QtGui.QTransform()
-        self._apply_group_transform()
-        if self._image.is_color:
-            self._refresh_lut()
-            self._update_resolution(force=True)
-        else:
-            self._set_voi(*self._default_voi())
+        self.state.reset()
         self.zoom_fit()
         self._update_corner()
 
     # ================================================================== tools and measurements
     def set_tool(self, name: str) -> None:
-        if name not in TOOLS:
-            raise ValueError(f"unknown tool {name!r}; expected one of {', '.join(TOOLS)}")
-        self._layer.cancel()
-        self._handler.tool = name
-        for a in self._actions:
-            if a.data() == name:
-                a.setChecked(True)
+        self.state.set_tool(name)
 
     def tool(self) -> str:
-        return self._handler.tool
+        return self.state.tool
+
+    def _on_tool(self, event: Event) -> None:
+        self._layer.cancel()
+        for a in self._actions:
+            if a.data() == event.value:
+                a.setChecked(True)
 
     def measurements(self) -> list[Measurement]:
         return self._layer.measurements()
@@ -384,7 +306,7 @@ class ImageViewer(GeometryMixin, ExportMixin, QtWidgets.QWidget):
         return self._layer
 
     def _measure_context(self) -> MeasureContext | None:
-        img, pipe = self._image, self._pipeline
+        img, pipe = self.state.image, self._pipeline
         if img is None or pipe is None:
             return None
         unit = (
@@ -394,52 +316,7 @@ class ImageViewer(GeometryMixin, ExportMixin, QtWidgets.QWidget):
         )
         return MeasureContext(img.shape, pipe.modality_region, img.meta.pixel_spacing, unit)
 
-    # ================================================================== overlays
-    def add_overlay_layer(self, item: pg.GraphicsObject, name: str) -> None:
-        """Show ``item`` (in image pixel coordinates) above the image; replaces a layer of that name."""
-        self.remove_overlay_layer(name)
-        item.setParentItem(self._group)
-        item.setZValue(Z_OVERLAYS + len(self._overlays))
-        self._overlays[name] = item
-
-    def remove_overlay_layer(self, name: str) -> None:
-        old = self._overlays.pop(name, None)
-        if old is not None:
-            if old.scene() is not None:
-                old.scene().removeItem(old)
-            old.setParentItem(None)
-
-    def overlay_layer(self, name: str) -> pg.GraphicsObject | None:
-        return self._overlays.get(name)
-
-    def set_magnifier(self, on: bool) -> None:
-        self._magnifier_on = bool(on)
-        if not on:
-            self._magnifier.hide()
-        self._sync_check("viewer_magnifier", self._magnifier_on)
-
-    def corner_text(self) -> dict[str, list[str]]:
-        return self._corner.lines()
-
-    def _update_corner(self) -> None:
-        img = self._image
-        if img is None:
-            self._corner.set_lines({})
-            return
-        state = ViewState(
-            frame=self._frame,
-            n_frames=img.n_frames,
-            window=None if img.is_color else self.window(),
-            window_label=self._voi_label,
-            zoom=self.zoom_factor(),
-            inverted_by_user=self._user_invert,
-        )
-        self._corner.set_lines(corner_lines(img.meta, state))
-
-    def _patch(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray | None:
-        return self._pipeline.rendered(x0, y0, x1, y1, self._lut) if self._pipeline is not None else None
-
-    # ================================================================== export and actions
+    # ================================================================== actions and events
     def actions(self) -> list[QtGui.QAction]:  # noqa: D102 (QWidget.actions, with our actions)
         return list(self._actions)
 
@@ -450,7 +327,6 @@ class ImageViewer(GeometryMixin, ExportMixin, QtWidgets.QWidget):
                 a.setChecked(checked)
                 a.blockSignals(False)
 
-    # ================================================================== events
     def _on_resized(self) -> None:
         if self._fit_mode:
             self.zoom_fit()
@@ -460,37 +336,3 @@ class ImageViewer(GeometryMixin, ExportMixin, QtWidgets.QWidget):
         self._vb.updateMatrix()  # apply the new range now, so mapping functions are current
         self._update_resolution()
         self._update_corner()
-
-    def _on_mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
-        img = self._image
-        if img is None:
-            return
-        self._handler.cursor_moved(scene_pos)
-        p = self._group.mapFromScene(scene_pos)
-        col, row = math.floor(p.x()), math.floor(p.y())
-        rows, cols = img.shape
-        inside = 0 <= row < rows and 0 <= col < cols
-        self.cursorInfo.emit(self._value_text(col, row) if inside else "")
-        if self._magnifier_on:
-            vp = self._canvas.viewport()
-            cursor = self._canvas.viewportTransform().map(scene_pos)
-            if inside and vp.rect().contains(cursor.toPoint()):
-                t = self._group.sceneTransform() * self._canvas.viewportTransform()
-                self._magnifier.follow(cursor, t)
-                self._magnifier.show()
-            else:
-                self._magnifier.hide()
-
-    def _value_text(self, col: int, row: int) -> str:
-        assert self._pipeline is not None and self._image is not None
-        if self._image.is_color:
-            r, g, b = (int(v) for v in self._image.frames[self._frame][row, col][:3])
-            return f"{col}, {row}: R {r} G {g} B {b}"
-        v = float(self._pipeline.modality_region(row, row + 1, col, col + 1)[0, 0])
-        text = f"{v:.0f}" if math.isfinite(v) and v == int(v) else f"{v:.4g}"
-        return f"{col}, {row}: {text}"
-
-    def leaveEvent(self, ev: QtCore.QEvent) -> None:
-        self._magnifier.hide()
-        self.cursorInfo.emit("")
-        super().leaveEvent(ev)
