@@ -181,11 +181,33 @@ def test_run_on_current_image_shows_sorted_probabilities_and_gradcam(ready, qtbo
 
     assert corners(layer.item) == corners(img_item)
     before = corners(layer.item)
+    # the image is square, so its corners alone cannot tell a right rotation from a wrong one: follow
+    # an asymmetric point too (column 100, row 700), which a 90-degree turn moves to another corner
+    from PySide6.QtCore import QPointF
+
+    def scene_point(item, col: float, row: float) -> tuple[float, float]:
+        """Where the source pixel (col, row) is on screen (the item may hold a downsampled copy)."""
+        pt = item.mapToScene(QPointF(col * item.width() / image.shape[1], row * item.height() / image.shape[0]))
+        return round(pt.x(), 3), round(pt.y(), 3)
+
+    marker_before = scene_point(img_item, 100, 700)
+    centre_before = scene_point(img_item, 512, 512)
+    assert scene_point(layer.item, 100, 700) == marker_before
     window.viewer.rotate90()
     qtbot.wait(50)
     assert corners(layer.item) == corners(img_item)
     assert layer.item.sceneTransform() == img_item.sceneTransform()
     assert corners(layer.item) != before or window.viewer.orientation().m12() != 0
+    marker_after = scene_point(img_item, 100, 700)
+    assert marker_after != marker_before  # the image really turned
+    assert scene_point(layer.item, 100, 700) == marker_after  # and the heatmap pixel turned with it
+    # a quarter turn moves the point's offset from the image centre by 90 degrees (not 180, not 0)
+    centre = scene_point(img_item, 512, 512)
+    v0 = (marker_before[0] - centre_before[0], marker_before[1] - centre_before[1])
+    v1 = (marker_after[0] - centre[0], marker_after[1] - centre[1])
+    norm = v0[0] ** 2 + v0[1] ** 2
+    assert abs(v0[0] * v1[0] + v0[1] * v1[1]) < 1e-2 * norm  # perpendicular
+    assert abs(v1[0] ** 2 + v1[1] ** 2 - norm) < 1e-2 * norm  # same distance from the centre
 
     # display controls: threshold hides low values, the toggle hides the layer
     panel.controls.threshold.setValue(90)
@@ -222,6 +244,34 @@ def test_occlusion_shows_partial_map_and_can_be_cancelled(ready, qtbot) -> None:
     qtbot.waitUntil(lambda: panel.heatmap is not None and panel.heatmap.complete and not panel.busy,
                     timeout=WAIT_MS)  # fmt: skip
     assert panel.last_outcome == "finished"
+
+
+def test_results_follow_the_image_shown(ready, qtbot, tmp_path: Path, rsna: Path) -> None:
+    """Issue 10 item 3: a result belongs to the image it was computed on. After a batch, opening an
+    image that was not classified clears the table (it used to keep the last result next to it);
+    going back to the classified image shows its result again."""
+    window, panel = ready
+    run_image(qtbot, panel, explain=False)
+    assert Path(panel.prediction.path) == rsna
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    shutil.copy(rsna, folder / "copy.dcm")
+    panel.run_folder([str(folder)])
+    qtbot.waitUntil(lambda: panel.batch is not None and not panel.busy, timeout=WAIT_MS)
+    assert Path(panel.prediction.path) == rsna  # the viewer still shows the RSNA image
+    other = DATA / "dicom" / "rsna_cxr_pa_monochrome1.dcm"
+    window.open_paths([str(other)])
+    qtbot.waitUntil(lambda: window.viewer.image() is not None and Path(window.viewer.image().meta.path) == other,
+                    timeout=WAIT_MS)  # fmt: skip
+    qtbot.wait(50)
+    assert panel.prediction is None
+    assert panel.table.rows() == []
+    assert not panel.pdf_button.isEnabled() and not panel.png_button.isEnabled()
+    assert panel.csv_button.isEnabled()  # the batch can still be exported
+    window.browser.select_path(str(rsna))
+    qtbot.waitUntil(lambda: Path(window.viewer.image().meta.path) == rsna, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: panel.prediction is not None, timeout=WAIT_MS)
+    assert Path(panel.prediction.path) == rsna and len(panel.table.rows()) == 2
 
 
 # ---------------------------------------------------------------------------- reports and CSV

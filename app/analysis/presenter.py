@@ -17,11 +17,12 @@ background work through a :class:`JobRunner` and tells the view what to show thr
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from app.analysis import jobs
+from app.analysis.display import ResultDisplay
+from app.analysis.loading import ModelLoading
 from app.analysis.state import (
     EMPTY,
     READY,
@@ -30,17 +31,14 @@ from app.analysis.state import (
     ImageSource,
     JobRunner,
     Key,
-    Load,
     Run,
     SettingsStore,
     enabled_state,
     result_key,
 )
-from ml.errors import CxrError
 
 DEVICE_SETTING = "analysis/device"
 METHOD_NAMES = {"gradcam": "Grad-CAM", "occlusion": "Occlusion"}
-NO_MODEL = "Choose a model first (or install one from the model library)."
 NO_IMAGE = "Open an image first."
 
 
@@ -59,11 +57,12 @@ class AnalysisPresenter:
         self.lister = lister or runner  # listing models must not wait behind a long run
         self.settings = settings
         self.state = AnalysisState(device=settings.value(DEVICE_SETTING, "auto") if settings else "auto")
+        self.display = ResultDisplay(self.state, view, images, self._status, self.update_enabled)
+        self.loading = ModelLoading(self.state, view, runner, self._status, self.fail, self.update_enabled)
 
     # ============================================================== helpers
     def current_key(self) -> Key | None:
-        current = self.images.current()
-        return result_key(*current) if current is not None else None
+        return self.display.current_key()
 
     def model_info(self, name: str | None = None) -> jobs.ModelInfo | None:
         name = name or self.state.selected
@@ -107,11 +106,11 @@ class AnalysisPresenter:
         if s.selected != previous:
             if s.run is not None:
                 self._abandon_run("Stopped the run: its model is no longer installed.")
-            self._forget_results()
+            self.display.forget()
         if usable:
-            self._ensure_loaded()
+            self.loading.ensure(self.model_info())
         else:
-            self._unload()
+            self.loading.unload()
         self.view.announce("models_listed", models)
 
     def select_model(self, name: str) -> bool:
@@ -124,8 +123,8 @@ class AnalysisPresenter:
             self.view.show_models([(m.name, f"{m.name} ({m.manifest.version})") for m in s.models], name)
             if s.run is not None:  # its result would be the previous model's
                 self._abandon_run("Stopped the run: another model was chosen.")
-            self._forget_results()
-        self._ensure_loaded()
+            self.display.forget()
+        self.loading.ensure(self.model_info())
         return True
 
     def select_device(self, device: str) -> None:
@@ -137,80 +136,7 @@ class AnalysisPresenter:
             self.settings.set_value(DEVICE_SETTING, device)
         self.view.show_device(device)
         if s.models:
-            self._ensure_loaded()
-
-    def _ensure_loaded(self) -> None:
-        """Load the chosen model on the chosen device unless it is loaded or loading already."""
-        s = self.state
-        info = self.model_info()
-        if info is None:
-            return
-        self.view.show_model(info)
-        if s.loaded is not None and s.loaded.path == info.path and s.loaded_device == s.device:
-            self.update_enabled()
-            return
-        if s.loading is not None and (s.loading.path, s.loading.device) == (info.path, s.device):
-            return
-        self._load(info)
-
-    def _load(self, info: jobs.ModelInfo) -> None:
-        s = self.state
-        s.loaded = None
-        load = Load(info.name, info.path, s.device)
-        s.loading = load
-        self.view.show_device_status(f"Loading {info.name}…")
-        load.handle = self.runner.start(
-            jobs.load_model(info.path, s.device), f"loading {info.name}",
-            finished=lambda loaded: self._loaded(load, loaded), error=lambda m: self._load_failed(load, m),
-            progress=lambda d, t, m: self._progress_of(load, d, t, m),
-        )  # fmt: skip
-        self.update_enabled()
-
-    def _loaded(self, load: Load, loaded: jobs.LoadedModel) -> None:
-        s = self.state
-        if load is not s.loading:
-            return  # another model or device was chosen meanwhile: the stale-load guard
-        s.loading = None
-        s.loaded, s.loaded_device = loaded, load.device
-        self.view.show_device_status(self._loaded_text())
-        self._status(f"{loaded.title} ready on {loaded.device_label}.")
-        self.update_enabled()
-        self.view.announce("model_loaded", loaded)
-        queued, s.queued = s.queued, []
-        for run in queued:
-            run(loaded)
-
-    def _loaded_text(self) -> str:
-        loaded = self.state.loaded
-        return f"Model: {loaded.manifest.name} · {loaded.device_label}" if loaded is not None else ""
-
-    def _load_failed(self, load: Load, message: str) -> None:
-        s = self.state
-        if load is not s.loading:
-            return
-        s.loading = None
-        s.queued = []
-        self.view.show_device_status("")
-        self.fail(message)
-        self.update_enabled()
-
-    def _unload(self) -> None:
-        s = self.state
-        if s.loading is not None and s.loading.handle is not None:
-            s.loading.handle.cancel()
-        s.loaded, s.loading, s.queued = None, None, []
-        self.view.show_device_status("")
-        self.update_enabled()
-
-    def _with_model(self, run: Callable[[jobs.LoadedModel], None]) -> None:
-        s = self.state
-        if s.loaded is not None and s.loading is None:
-            run(s.loaded)
-        elif s.loading is not None:
-            s.queued.append(run)
-            self._status("The model is loading; the run starts when it is ready.")
-        else:
-            self.fail(NO_MODEL)
+            self.loading.ensure(self.model_info())
 
     # ============================================================== runs
     def set_auto_explain(self, on: bool) -> None:
@@ -224,7 +150,7 @@ class AnalysisPresenter:
             return
         image, frame = current
         key = result_key(image, frame)
-        self._with_model(lambda loaded: self._start(
+        self.loading.with_model(lambda loaded: self._start(
             jobs.predict_images(loaded, [(image, frame)]), "classifying the image", "single", key))  # fmt: skip
 
     def run_series(self) -> None:
@@ -238,13 +164,13 @@ class AnalysisPresenter:
             self.fail("There is no image to classify: open a study first.")
             return
         paths = list(paths)
-        self._with_model(lambda loaded: self._start(jobs.predict_files(loaded, paths), f"classifying {what}",
+        self.loading.with_model(lambda loaded: self._start(jobs.predict_files(loaded, paths), f"classifying {what}",
                                                     "batch"))  # fmt: skip
 
     def run_folder(self, paths: list[str]) -> None:
         """Classify a folder (or files, ZIPs) that is not open in the browser."""
         paths = list(paths)
-        self._with_model(lambda loaded: self._start(jobs.index_and_predict(loaded, paths),
+        self.loading.with_model(lambda loaded: self._start(jobs.index_and_predict(loaded, paths),
                                                     "classifying a folder", "batch"))  # fmt: skip
 
     def explain(self, method: str | None = None) -> None:
@@ -259,7 +185,7 @@ class AnalysisPresenter:
         options = dict(request.options) if method == "occlusion" else {}
         key = result_key(image, frame)
 
-        self._with_model(lambda loaded: self._start(
+        self.loading.with_model(lambda loaded: self._start(
             jobs.explain(loaded, image, frame, method, request.target, options),
             f"computing the {METHOD_NAMES.get(method, method)} heatmap", "explain", key))  # fmt: skip
 
@@ -290,6 +216,7 @@ class AnalysisPresenter:
         if s.queued:
             s.queued = []
             self._status("Cancelled: the run waiting for the model will not start.")
+            self.update_enabled()
         if s.run is not None and s.run.handle is not None:
             s.run.handle.cancel()
             self._status("Cancelling…")
@@ -310,8 +237,8 @@ class AnalysisPresenter:
         return self.state.busy
 
     # -- job outcomes (each ignored when its run is no longer the current one) ----------------------
-    def _progress_of(self, job: Run | Load, done: int, total: int, message: str) -> None:
-        if job is self.state.run or job is self.state.loading:
+    def _progress_of(self, run: Run, done: int, total: int, message: str) -> None:
+        if run is self.state.run:
             self.view.show_progress(done, total, message)
 
     def _finished(self, run: Run, result: Any) -> None:
@@ -332,7 +259,7 @@ class AnalysisPresenter:
         self.view.show_batch(None)
         s.last_outcome = "finished"
         still_shown = run.key == self.current_key()
-        self.show_current()
+        self.display.show_current()
         if predictions and not still_shown:
             self._status(f"{Path(predictions[0].path).name} was classified; another image is shown now.")
         self.view.announce("results_ready", predictions)
@@ -345,7 +272,7 @@ class AnalysisPresenter:
         for p in result.predictions:
             s.results[(p.path, p.frame)] = p
         self.view.show_batch(list(result.predictions))
-        self.show_current(quiet=True)
+        self.display.show_current(quiet=True)
         n = len(result.predictions)
         text = f"{n} image(s) classified with {result.model_name}. Export them as CSV."
         if result.errors:
@@ -400,72 +327,22 @@ class AnalysisPresenter:
             s.explain_next = False
             self.explain("gradcam")
 
-    # ============================================================== what is shown
+    # ============================================================== what is shown (app.analysis.display)
     def image_changed(self) -> None:
         """The viewer shows another image or frame: show its result and heatmap, or nothing."""
-        self.show_current()
-
-    def show_current(self, quiet: bool = False) -> None:
-        s = self.state
-        key = self.current_key()
-        self.view.show_heatmap(s.heatmap if key is not None and key == s.heatmap_key else None)
-        self._show_prediction(s.results.get(key) if key is not None else None, quiet)
-
-    def _show_prediction(self, prediction: Any, quiet: bool = False) -> None:
-        s = self.state
-        s.prediction = prediction
-        self.view.show_prediction(prediction)
-        if prediction is not None and not quiet:
-            top = ", ".join(prediction.positives) if prediction.task == "multilabel" else prediction.top_label
-            self._status(f"{Path(prediction.path).name}: {top or 'no label above its threshold'} "
-                         f"({prediction.model_name}).")  # fmt: skip
-        self.update_enabled()
+        self.display.show_current()
 
     def batch_row_chosen(self, row: int) -> None:
-        """A row of the batch list: show that image (its result follows), else its result, named."""
-        s = self.state
-        if s.batch is None or not 0 <= row < len(s.batch.predictions):
-            return
-        p = s.batch.predictions[row]
-        if (p.path, p.frame) == self.current_key() or self.images.show_path(p.path):
-            self.show_current()
-        else:  # not open: show it by name (the report refuses a result of another image)
-            self._show_prediction(p)
+        self.display.batch_row_chosen(row)
 
-    def _forget_results(self) -> None:
-        s = self.state
-        s.results, s.batch, s.heatmap, s.heatmap_key = {}, None, None, None
-        self.view.show_batch(None)
-        self.view.show_heatmap(None)
-        self._show_prediction(None, quiet=True)
-
-    # ============================================================== reports
     def report_inputs(self) -> tuple[Any, Any, str, str]:
-        """(prediction, heatmap or None, model version, device) of the report of the image shown."""
-        s = self.state
-        p = s.prediction
-        key = self.current_key()
-        if p is None or key is None:
-            raise CxrError("Run a model on an image first: there are no results to report.")
-        if (p.path, p.frame) != key:
-            raise CxrError("The results shown are for another image; run the model on this image first.")
-        version = next((str(m.manifest.version) for m in s.models if m.name == p.model_name), "")
-        heatmap = s.heatmap if s.heatmap_key == key else None
-        return p, heatmap, version, s.loaded.device_label if s.loaded is not None else ""
+        return self.display.report_inputs()
 
     def csv_inputs(self) -> tuple[list[Any], list[str] | None]:
-        s = self.state
-        if s.batch is not None and s.batch.predictions:
-            return list(s.batch.predictions), s.batch.labels
-        if s.prediction is not None:
-            return [s.prediction], None
-        raise CxrError("There are no results to export yet.")
+        return self.display.csv_inputs()
 
     def export_stem(self, kind: str) -> str:
-        s = self.state
-        if kind == "csv" and s.batch is not None:
-            return "batch"
-        return Path(s.prediction.path).stem if s.prediction is not None else "results"
+        return self.display.export_stem(kind)
 
     def shutdown(self) -> None:
         """Cancel what runs (the window is closing)."""

@@ -1,0 +1,98 @@
+"""What the analysis panel shows for the image in the viewer: its result and heatmap, or nothing.
+
+A result belongs to the image (path, frame) it was computed on; so does a heatmap. Qt-free; part of
+:class:`app.analysis.presenter.AnalysisPresenter`, sharing its :class:`AnalysisState`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app.analysis.state import AnalysisState, AnalysisView, ImageSource, Key, result_key
+from ml.errors import CxrError
+
+
+class ResultDisplay:
+    def __init__(
+        self,
+        state: AnalysisState,
+        view: AnalysisView,
+        images: ImageSource,
+        status: Callable[[str], None],
+        changed: Callable[[], None],
+    ) -> None:
+        self.state = state
+        self.view = view
+        self.images = images
+        self.status = status  # a status line for the user
+        self.changed = changed  # what is shown changed: the enabled state may have too
+
+    def current_key(self) -> Key | None:
+        current = self.images.current()
+        return result_key(*current) if current is not None else None
+
+    def show_current(self, quiet: bool = False) -> None:
+        s = self.state
+        key = self.current_key()
+        self.view.show_heatmap(s.heatmap if key is not None and key == s.heatmap_key else None)
+        self.show_prediction(s.results.get(key) if key is not None else None, quiet)
+
+    def show_prediction(self, prediction: Any, quiet: bool = False) -> None:
+        s = self.state
+        s.prediction = prediction
+        self.view.show_prediction(prediction)
+        if prediction is not None and not quiet:
+            top = ", ".join(prediction.positives) if prediction.task == "multilabel" else prediction.top_label
+            self.status(f"{Path(prediction.path).name}: {top or 'no label above its threshold'} "
+                         f"({prediction.model_name}).")  # fmt: skip
+        self.changed()
+
+    def batch_row_chosen(self, row: int) -> None:
+        """A row of the batch list: show that image (its result follows), else its result, named."""
+        s = self.state
+        if s.batch is None or not 0 <= row < len(s.batch.predictions):
+            return
+        p = s.batch.predictions[row]
+        if (p.path, p.frame) == self.current_key() or self.images.show_path(p.path):
+            self.show_current()
+        else:  # not open: show it by name (the report refuses a result of another image)
+            self.show_prediction(p)
+
+    def forget(self) -> None:
+        s = self.state
+        s.results, s.batch, s.heatmap, s.heatmap_key = {}, None, None, None
+        self.view.show_batch(None)
+        self.view.show_heatmap(None)
+        self.show_prediction(None, quiet=True)
+
+    def report_inputs(self) -> tuple[Any, Any, str, str]:
+        """(prediction, heatmap or None, model version, device) of the report of the image shown."""
+        s = self.state
+        p = s.prediction
+        key = self.current_key()
+        if p is None or key is None:
+            raise CxrError("Run a model on an image first: there are no results to report.")
+        if (p.path, p.frame) != key:
+            raise CxrError("The results shown are for another image; run the model on this image first.")
+        version = next((str(m.manifest.version) for m in s.models if m.name == p.model_name), "")
+        heatmap = s.heatmap if s.heatmap_key == key else None
+        return p, heatmap, version, s.loaded.device_label if s.loaded is not None else ""
+
+    def csv_inputs(self) -> tuple[list[Any], list[str] | None]:
+        s = self.state
+        if s.batch is not None and s.batch.predictions:
+            return list(s.batch.predictions), s.batch.labels
+        if s.prediction is not None:
+            return [s.prediction], None
+        raise CxrError("There are no results to export yet.")
+
+    def export_stem(self, kind: str) -> str:
+        s = self.state
+        if kind == "csv" and s.batch is not None:
+            return "batch"
+        return Path(s.prediction.path).stem if s.prediction is not None else "results"
+
+
+__all__ = ["ResultDisplay"]
