@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.browser import BrowserPanel, ImageLoader, IndexController, ThumbnailLoader, local_paths
+from app.browser.texts import opened_message
 from app.dialogs import NOT_FOR_DIAGNOSTIC_USE, ShortcutsDialog, format_problems, show_about, show_message
 from app.progress import ProgressPanel, count_text
 from app.settings import Preferences, Settings
@@ -302,12 +303,9 @@ class MainWindow(QMainWindow):
             first = next((e for e in entries if e.is_image), entries[0] if entries else None)
             if first is not None:
                 self.browser.select_path(first.path)
-        n = len(index)
         current = self.statusBar().currentMessage()
         if not current or current.startswith("Opening"):  # never hide a more useful message
-            copies = len(index.duplicates)
-            extra = f" ({copies} duplicate cop{'ies' if copies != 1 else 'y'} of open images not listed again)" if copies else ""
-            self.statusBar().showMessage(f"Opened {n} file{'s' * (n != 1)}{extra}.", 8000)
+            self.statusBar().showMessage(opened_message(index), 8000)
         if index.errors:
             count = len(index.errors)
             self.notify(f"{count} file{'s' * (count != 1)} could not be opened", format_problems(index.errors))
