@@ -356,9 +356,7 @@ class MainWindow(QMainWindow):
         self._update_enabled()
 
     def _on_header(self, path: str, dataset) -> None:
-        caption = self.tags.summary.text()
-        self.tags.set_dataset(dataset, Path(path).name)
-        self.tags.summary.setText(f"{caption} · {self.tags.summary.text()}")
+        self.tags.set_dataset(dataset, Path(path).name, note=self.tags.summary.text())
 
     def _on_load_failed(self, path: str, message: str) -> None:
         self.tags.clear(f"{Path(path).name}: could not be decoded")

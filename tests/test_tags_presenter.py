@@ -95,3 +95,14 @@ def test_clear_and_files_without_a_header(presenter, rows):
     assert view.summary == "report.dcm is a Basic Text SR" and p.visible_rows() == []
     p.set_filter("")  # nothing listed: the explanation stays
     assert view.summary == "report.dcm is a Basic Text SR"
+
+
+def test_a_header_only_file_keeps_why_in_the_summary(presenter, rows):
+    p, view = presenter
+    p.clear("liver_deflate.dcm: could not be decoded")
+    p.set_rows(rows, note=view.summary)  # the header arrives after the decoding failed
+    assert view.summary == f"liver_deflate.dcm: could not be decoded · {p.n_rows} elements"
+    p.set_filter("PixelSpacing")
+    assert view.summary.startswith("liver_deflate.dcm: could not be decoded · 1 of ")
+    p.set_rows(rows)  # the next file: no note
+    assert view.summary == f"1 of {p.n_rows} elements match “PixelSpacing”"

@@ -67,15 +67,16 @@ class TagPanel(QWidget):
     def clear(self, message: str = "No image selected") -> None:
         self.presenter.clear(message)
 
-    def set_dataset(self, dataset: object | None, title: str = "") -> None:
-        """Show a pydicom Dataset (None or a non-DICOM image: an explanatory line instead)."""
+    def set_dataset(self, dataset: object | None, title: str = "", note: str = "") -> None:
+        """Show a pydicom Dataset (None or a non-DICOM image: an explanatory line instead).
+        ``note`` leads the summary line (e.g. why only the header is shown)."""
         if dataset is None:
             self.presenter.set_no_header(title)
             return
-        self.set_rows(dataset_rows(dataset), title)
+        self.set_rows(dataset_rows(dataset), title, note)
 
-    def set_rows(self, rows: list[TagRow], title: str = "") -> None:
-        self.presenter.set_rows(rows)
+    def set_rows(self, rows: list[TagRow], title: str = "", note: str = "") -> None:
+        self.presenter.set_rows(rows, note)
 
     # -- what the presenter asks for (TagView) -------------------------------------------------------
     def show_rows(self, rows: list[TagRow]) -> None:

@@ -51,9 +51,10 @@ class TagPresenter:
         self.query = ""
         self.summary = "No image selected"
         self.flags: list[tuple[bool, bool]] = []
+        self.note = ""
 
     def clear(self, message: str = "No image selected") -> None:
-        self.rows, self.n_rows, self.flags = [], 0, []
+        self.rows, self.n_rows, self.flags, self.note = [], 0, [], ""
         self.view.show_rows([])
         self._summary(message)
 
@@ -61,8 +62,10 @@ class TagPresenter:
         """A non-DICOM image (or nothing): an explanatory line instead of rows."""
         self.clear(f"{title}: no DICOM header (PNG/JPEG file)" if title else "No DICOM header")
 
-    def set_rows(self, rows: list[TagRow]) -> None:
+    def set_rows(self, rows: list[TagRow], note: str = "") -> None:
+        """Show ``rows``; ``note`` (e.g. "x.dcm: could not be decoded") leads the summary line."""
         self.rows = rows
+        self.note = note
         self.n_rows = count_rows(rows)
         self.view.show_rows(rows)
         self._filter()
@@ -76,9 +79,10 @@ class TagPresenter:
         shown, self.flags = filter_flags(self.rows, needle)
         self.view.apply_filter(self.flags)
         if not needle:
-            self._summary(f"{self.n_rows} elements" if self.n_rows else self.summary)
+            text = f"{self.n_rows} elements" if self.n_rows else self.summary
         else:
-            self._summary(f"{shown} of {self.n_rows} elements match “{self.query.strip()}”")
+            text = f"{shown} of {self.n_rows} elements match “{self.query.strip()}”"
+        self._summary(f"{self.note} · {text}" if self.note and self.n_rows else text)
 
     def _summary(self, text: str) -> None:
         self.summary = text
