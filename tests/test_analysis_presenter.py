@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 
-from app.analysis.jobs import BatchResult, LoadedModel, ModelInfo
+from app.analysis.jobs import LoadedModel, ModelInfo
 from app.analysis.library_presenter import CATALOGUE, INSTALLED, LibraryPresenter
 from app.analysis.presenter import AnalysisPresenter
 from app.analysis.state import EMPTY, READY, Enabled, ExplainRequest
 from ml.errors import CxrError
+from ml.inference.batch import BatchOutcome, FileResult
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -208,6 +209,12 @@ class Heatmap:
     target_label: str = "Normal"
     complete: bool = True
     values: Any = field(default_factory=lambda: SimpleNamespace(size=4, max=lambda: 0.8))
+
+
+def batch(predictions: list[Prediction]) -> BatchOutcome:
+    """What ml.inference.batch.classify_paths returns: one file result per prediction here."""
+    results = [FileResult(p.path, p.path, [p]) for p in predictions]
+    return BatchOutcome(results, labels=["Normal", "Pneumonia"], model_name="a")
 
 
 def manifest(name: str) -> Any:
@@ -437,7 +444,7 @@ def test_the_table_shows_the_result_of_the_image_shown_or_nothing() -> None:
     r.presenter.run_image()
     r.runner.last("classifying").finish([Prediction("/data/a.dcm")])
     r.presenter.run_all()
-    r.runner.last("classifying every").finish(BatchResult([Prediction("/data/a.dcm")], model_name="a"))
+    r.runner.last("classifying every").finish(batch([Prediction("/data/a.dcm")]))
     assert r.view.prediction.path == "/data/a.dcm" and r.view.enabled.pdf
     r.images.image = FakeImage("/data/b.dcm")  # another image, never classified
     r.presenter.image_changed()
@@ -484,7 +491,7 @@ def test_choosing_a_batch_row_shows_that_image() -> None:
     r.presenter.run_all()
     preds = [Prediction("/data/a.dcm"), Prediction("/data/b.dcm", top_label="Pneumonia"),
              Prediction("/elsewhere/c.png")]  # fmt: skip
-    r.runner.last("classifying").finish(BatchResult(preds, model_name="a"))
+    r.runner.last("classifying").finish(batch(preds))
     r.presenter.batch_row_chosen(1)
     assert r.images.shown == ["/data/b.dcm"] and r.view.prediction is preds[1]
     r.presenter.batch_row_chosen(2)  # not open: shown by name, and the report refuses it
@@ -637,3 +644,21 @@ def test_library_download_can_be_cancelled_and_remove_says_so() -> None:
     p.remove("a")
     runner.last("removing a").finish("a")
     assert view.message == "'a' was removed." and view.changes == 1
+
+
+def test_a_batch_says_what_could_not_be_read_and_what_was_left_out() -> None:
+    r = ready("a")
+    r.presenter.run_folder(["/data/folder"])
+    job = r.runner.last("classifying a folder")
+    outcome = batch([Prediction("/data/folder/x.dcm")])
+    outcome.results.append(FileResult("/data/folder/broken.png", "/data/folder/broken.png",
+                                      error="broken.png: not a PNG image"))  # fmt: skip
+    outcome.skipped.append("/data/folder/README.txt")
+    job.finish(outcome)
+    assert r.state.batch is outcome and r.view.batch == outcome.predictions
+    assert "1 image(s) classified with a" in r.view.status
+    assert "1 file(s) could not be read: broken.png: not a PNG image" in r.view.status
+    assert "1 file(s) that are not images were left out" in r.view.status
+    assert r.view.prediction is None  # the viewer shows /data/a.dcm, which is not in the batch
+    predictions, labels = r.presenter.csv_inputs()
+    assert [p.path for p in predictions] == ["/data/folder/x.dcm"] and labels == ["Normal", "Pneumonia"]

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ml.errors import CxrError
 from ml.imaging.image import XRayImage
+from ml.inference.batch import BatchOutcome
 from ml.progress import CancelToken, ProgressCallback, check, report
 
 Progress = Callable[[int, int, str], None]
@@ -43,17 +44,6 @@ class LoadedModel:
     @property
     def title(self) -> str:
         return f"{self.manifest.name} {self.manifest.version}"
-
-
-@dataclass
-class BatchResult:
-    """Predictions of a batch run, and the files that could not be classified (path, why)."""
-
-    predictions: list[Any] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-    model_name: str = ""
-    model_version: str = ""
 
 
 # ---------------------------------------------------------------------------- library
@@ -107,61 +97,19 @@ def predict_images(
     return run
 
 
-def predict_files(
-    loaded: LoadedModel, paths: Iterable[str]
-) -> Callable[[Progress, CancelToken], BatchResult]:
-    """Classify every frame of every file in ``paths``; unreadable files are listed, not skipped."""
+def classify_files(loaded: LoadedModel, paths: Iterable[str]) -> Callable[[Progress, CancelToken], BatchOutcome]:
+    """Classify every frame of every image under ``paths`` (files, folders, ZIPs, DICOMDIRs) with the
+    one batch service, :func:`ml.inference.batch.classify_paths`: batched across files; a file that
+    cannot be read is a result with its error, never skipped in silence."""
     paths = list(paths)
 
-    def run(progress: Progress, cancel: CancelToken) -> BatchResult:
-        from ml.imaging.read import read_image
+    def run(progress: Progress, cancel: CancelToken) -> BatchOutcome:
+        from ml.inference.batch import classify_paths
 
-        predictor = loaded.predictor
-        m = loaded.manifest
-        result = BatchResult(labels=list(predictor.labels), model_name=m.name, model_version=str(m.version))
-        total = len(paths)
-        report(progress, 0, total, f"Classifying {total} file(s) on the {predictor.device_label}")
-        pending: list[tuple[XRayImage, int]] = []
-
-        def flush() -> None:
-            if pending:
-                result.predictions.extend(predictor.predict(pending, cancel=cancel))
-                pending.clear()
-
-        for done, path in enumerate(paths, start=1):
-            check(cancel)
-            try:
-                image = read_image(path)
-            except CxrError as exc:
-                result.errors.append((path, str(exc)))
-            else:
-                pending.extend((image, f) for f in range(image.n_frames))
-                if len(pending) >= predictor.batch_size:
-                    flush()
-            report(progress, done, total, f"{done} of {total} file(s) classified")
-        flush()
-        return result
-
-    return run
-
-
-def index_and_predict(
-    loaded: LoadedModel, paths: list[str]
-) -> Callable[[Progress, CancelToken], BatchResult]:
-    """A folder (or files, ZIPs) that is not open: index it, then classify every image in it."""
-
-    def run(progress: Progress, cancel: CancelToken) -> BatchResult:
-        from ml.imaging.index import build_index
-
-        index = build_index(paths, progress=progress, cancel=cancel)
-        images = [e.path for e in index.instances() if e.is_image]
-        # every file is classified, also a copy of an image already seen (same SOP Instance UID)
-        images += [source for source, _kept in index.duplicates if os.path.isfile(source)]
-        if not images:
+        outcome = classify_paths(loaded.predictor, paths, progress=progress, cancel=cancel)
+        if not outcome.results:
             raise CxrError("No image was found there to classify.")
-        result = predict_files(loaded, images)(progress, cancel)
-        result.errors[:0] = list(index.errors)
-        return result
+        return outcome
 
     return run
 
@@ -245,18 +193,17 @@ def remove_model(name: str) -> Callable[[Progress, CancelToken], str]:
 
 
 __all__ = [
-    "BatchResult",
+    "BatchOutcome",
     "LoadedModel",
     "ModelInfo",
+    "classify_files",
     "download_model",
     "explain",
     "import_file",
-    "index_and_predict",
     "inspect_file",
     "list_models",
     "load_catalogue",
     "load_model",
-    "predict_files",
     "predict_images",
     "remove_model",
 ]

@@ -164,13 +164,13 @@ class AnalysisPresenter:
             self.fail("There is no image to classify: open a study first.")
             return
         paths = list(paths)
-        self.loading.with_model(lambda loaded: self._start(jobs.predict_files(loaded, paths), f"classifying {what}",
+        self.loading.with_model(lambda loaded: self._start(jobs.classify_files(loaded, paths), f"classifying {what}",
                                                     "batch"))  # fmt: skip
 
     def run_folder(self, paths: list[str]) -> None:
         """Classify a folder (or files, ZIPs) that is not open in the browser."""
         paths = list(paths)
-        self.loading.with_model(lambda loaded: self._start(jobs.index_and_predict(loaded, paths),
+        self.loading.with_model(lambda loaded: self._start(jobs.classify_files(loaded, paths),
                                                     "classifying a folder", "batch"))  # fmt: skip
 
     def explain(self, method: str | None = None) -> None:
@@ -266,7 +266,7 @@ class AnalysisPresenter:
         # Grad-CAM is quick; occlusion is on demand. It starts once this run is over (_run_done).
         s.explain_next = bool(s.auto_explain and predictions and still_shown)
 
-    def _batch_done(self, result: jobs.BatchResult) -> None:
+    def _batch_done(self, result: jobs.BatchOutcome) -> None:
         s = self.state
         s.batch = result
         for p in result.predictions:
@@ -279,6 +279,8 @@ class AnalysisPresenter:
             text += f" {len(result.errors)} file(s) could not be read: " + "; ".join(
                 m for _p, m in result.errors[:3]
             )
+        if result.skipped:
+            text += f" {len(result.skipped)} file(s) that are not images were left out."
         self._status(text)
         s.last_outcome = "finished"
         self.view.announce("results_ready", result.predictions)

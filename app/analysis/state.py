@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.analysis.jobs import BatchResult, LoadedModel, ModelInfo
+from app.analysis.jobs import BatchOutcome, LoadedModel, ModelInfo
 
 Key = tuple[str, int]  # (image path, frame): what results and heatmaps belong to
 
@@ -161,7 +161,7 @@ class AnalysisState:
     explain_next: bool = False
     results: dict[Key, Any] = field(default_factory=dict)  # (path, frame) -> Prediction
     prediction: Any = None  # the one shown in the table
-    batch: BatchResult | None = None
+    batch: BatchOutcome | None = None
     heatmap: Any = None
     heatmap_key: Key | None = None
     status: str = ""
