@@ -27,7 +27,8 @@ def shared_data() -> Path:
     try:
         return data_root()
     except TestDataUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+        message = str(exc)
+    pytest.fail(message, pytrace=False)  # outside the except: the message once, no chained traceback
 
 
 @pytest.fixture(scope="session")
