@@ -496,3 +496,29 @@ def test_heatmap_without_positive_evidence_says_so(qtbot, tmp_path: Path, rsna: 
     assert "no positive evidence" in panel.status.text()
     assert (panel.layer.item.image[..., 3] == 0).all()  # nothing tints the image
     close(window, qtbot)
+
+
+def test_uncalibrated_labels_are_greyed_and_listed_last(qtbot) -> None:
+    """A label without an operating point (Prediction.uncalibrated) is never positive and is not
+    ranked among the calibrated ones, even with the highest probability."""
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import Qt
+
+    from app.analysis.results import UNCALIBRATED_COLOUR, ResultsTable
+
+    prediction = SimpleNamespace(
+        labels=["Effusion", "Hernia", "Nodule"], probabilities=[0.5, 0.9, 0.2], thresholds=[0.4, None, 0.1],
+        calibrated=[0.6, float("nan"), 0.7], uncalibrated=[False, True, False], positives=["Effusion", "Nodule"],
+    )  # fmt: skip
+    table = ResultsTable()
+    qtbot.addWidget(table)
+    table.set_prediction(prediction)
+    rows = table.rows()
+    assert [r.label for r in rows] == ["Nodule", "Effusion", "Hernia"]  # calibrated order, uncalibrated last
+    assert [r.positive for r in rows] == [True, True, False]
+    model = table.model()
+    assert model.index(2, 0).data() == "Hernia (uncalibrated)"
+    assert model.index(2, 0).data(Qt.ItemDataRole.ForegroundRole).color() == UNCALIBRATED_COLOUR
+    assert "never called positive" in model.index(2, 1).data(Qt.ItemDataRole.ToolTipRole)
+    assert model.index(0, 0).data() == "Nodule"

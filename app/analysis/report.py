@@ -29,7 +29,7 @@ from PySide6.QtGui import (
 )
 
 from app.analysis.heatmap import HeatmapStyle, blend, colour_heatmap
-from app.analysis.results import BAR_COLOUR, POSITIVE_COLOUR, ResultRow, percent, rows_of
+from app.analysis.results import BAR_COLOUR, POSITIVE_COLOUR, UNCALIBRATED_COLOUR, ResultRow, percent, rows_of
 from ml.errors import CxrError
 from ml.fileio import atomic_path
 from ml.imaging.display import render
@@ -183,14 +183,15 @@ def paint_report(painter: QPainter, width: float, height: float, data: ReportDat
     for row in data.rows:
         font.setBold(row.positive)
         painter.setFont(font)
-        painter.setPen(QColor(20, 20, 20))
-        painter.drawText(QRectF(x0, y, label_w, row_h), Qt.AlignmentFlag.AlignVCenter, row.label)
+        painter.setPen(UNCALIBRATED_COLOUR if row.uncalibrated else QColor(20, 20, 20))
+        label = f"{row.label} (uncalibrated)" if row.uncalibrated else row.label
+        painter.drawText(QRectF(x0, y, label_w, row_h), Qt.AlignmentFlag.AlignVCenter, label)
         bar = QRectF(x0 + label_w, y + row_h * 0.2, bar_w, row_h * 0.6)
         painter.setPen(QPen(QColor(170, 170, 170), max(1.0, 0.5 * unit)))
         painter.setBrush(QColor(242, 242, 242))
         painter.drawRect(bar)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(POSITIVE_COLOUR if row.positive else BAR_COLOUR)
+        painter.setBrush(UNCALIBRATED_COLOUR if row.uncalibrated else POSITIVE_COLOUR if row.positive else BAR_COLOUR)
         painter.drawRect(
             QRectF(bar.left(), bar.top(), bar.width() * max(0.0, min(1.0, row.probability)), bar.height())
         )

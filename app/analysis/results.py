@@ -3,11 +3,13 @@
 :class:`ProbabilityModel` holds one :class:`ml.inference.predictor.Prediction` as rows
 (:class:`ResultRow`, sorted by decreasing probability); :class:`ProbabilityDelegate` paints the
 probability column as a bar with a tick at the label's decision threshold; positives are bold and
-tinted. :class:`ResultsTable` is the view.
+tinted; labels without an operating point (``Prediction.uncalibrated``) are greyed, marked
+"uncalibrated" and listed last. :class:`ResultsTable` is the view.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,7 @@ BAR_COLOUR = QColor(70, 130, 200)
 POSITIVE_COLOUR = QColor(215, 95, 40)
 POSITIVE_BACKGROUND = QColor(255, 236, 220)
 TICK_COLOUR = QColor(30, 30, 30)
+UNCALIBRATED_COLOUR = QColor(150, 150, 150)
 ROW_ROLE = Qt.ItemDataRole.UserRole + 1  # the ResultRow of a row
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -35,21 +38,28 @@ _Index = QModelIndex | QPersistentModelIndex
 class ResultRow:
     label: str
     probability: float
-    threshold: float | None  # multi-label decision threshold; None for multi-class
+    threshold: float | None  # multi-label decision threshold; None for multi-class (or uncalibrated)
     positive: bool
+    uncalibrated: bool = False  # no operating point: never positive, not comparable with the others
 
 
 def rows_of(prediction: Any) -> list[ResultRow]:
-    """Rows of a Prediction, by decreasing probability (calibrated order for TorchXRayVision)."""
-    thresholds = prediction.thresholds or [None] * len(prediction.labels)
-    key = prediction.calibrated or prediction.probabilities
+    """Rows of a Prediction, by decreasing probability (calibrated order for TorchXRayVision),
+    uncalibrated labels last."""
+    labels, probs = prediction.labels, prediction.probabilities
+    thresholds = prediction.thresholds or [None] * len(labels)
+    key = prediction.calibrated or probs
+    flags = list(getattr(prediction, "uncalibrated", None) or [False] * len(labels))
     positives = set(prediction.positives)
-    rows = [
-        (k, ResultRow(label, float(p), t, label in positives))
-        for label, p, t, k in zip(prediction.labels, prediction.probabilities, thresholds, key, strict=True)
+
+    def order(i: int) -> tuple[bool, float]:
+        k = probs[i] if flags[i] or math.isnan(key[i]) else key[i]
+        return flags[i], -float(k)
+
+    return [
+        ResultRow(labels[i], float(probs[i]), thresholds[i], labels[i] in positives and not flags[i], flags[i])
+        for i in sorted(range(len(labels)), key=order)
     ]
-    rows.sort(key=lambda kr: -kr[0])
-    return [r for _k, r in rows]
 
 
 def percent(p: float) -> str:
@@ -96,8 +106,13 @@ class ProbabilityModel(QAbstractTableModel):
         if role == ROW_ROLE:
             return row
         if role == Qt.ItemDataRole.DisplayRole:
-            return row.label if index.column() == 0 else percent(row.probability)
+            if index.column() == 0:
+                return f"{row.label} (uncalibrated)" if row.uncalibrated else row.label
+            return percent(row.probability)
         if role == Qt.ItemDataRole.ToolTipRole:
+            if row.uncalibrated:
+                return (f"{row.label}: {percent(row.probability)}, uncalibrated: the model has no operating "
+                        "point for this label, so it is never called positive")  # fmt: skip
             tip = f"{row.label}: {percent(row.probability)}"
             if row.threshold is not None:
                 tip += f" (threshold {percent(row.threshold)})"
@@ -108,6 +123,8 @@ class ProbabilityModel(QAbstractTableModel):
             return font
         if role == Qt.ItemDataRole.BackgroundRole and row.positive:
             return QBrush(POSITIVE_BACKGROUND)
+        if role == Qt.ItemDataRole.ForegroundRole and row.uncalibrated:
+            return QBrush(UNCALIBRATED_COLOUR)
         if role == Qt.ItemDataRole.ForegroundRole and row.positive:
             return QBrush(QColor(20, 20, 20))
         return None
@@ -135,7 +152,7 @@ class ProbabilityDelegate(QStyledItemDelegate):
             rect.left(), rect.top(), rect.width() * max(0.0, min(1.0, row.probability)), rect.height()
         )
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(POSITIVE_COLOUR if row.positive else BAR_COLOUR)
+        painter.setBrush(UNCALIBRATED_COLOUR if row.uncalibrated else POSITIVE_COLOUR if row.positive else BAR_COLOUR)
         painter.drawRect(bar)
         if row.threshold is not None:
             x = rect.left() + rect.width() * max(0.0, min(1.0, row.threshold))
@@ -144,7 +161,7 @@ class ProbabilityDelegate(QStyledItemDelegate):
         font = QFont(option.font)
         font.setBold(row.positive)
         painter.setFont(font)
-        painter.setPen(QColor(20, 20, 20))
+        painter.setPen(UNCALIBRATED_COLOUR if row.uncalibrated else QColor(20, 20, 20))
         painter.drawText(
             rect.adjusted(4, 0, -4, 0),
             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
