@@ -156,7 +156,10 @@ def test_torch_not_loaded_at_start_and_no_model_offer(qtbot, tmp_path: Path) -> 
 def test_run_on_current_image_shows_sorted_probabilities_and_gradcam(ready, qtbot) -> None:
     window, panel = ready
     assert panel.device_label is not None and "CPU" in panel.device_label.text()
+    # the model is ready: the progress bar went away and stopped (it used to keep animating)
+    assert panel.progress.isHidden() and not panel.progress.animating and not panel.progress.busy
     run_image(qtbot, panel)
+    assert panel.progress.isHidden() and not panel.progress.animating
     rows = panel.table.rows()
     assert sorted(r.label for r in rows) == sorted(LABELS)
     probs = [r.probability for r in rows]
