@@ -10,24 +10,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ml.cli import subcommand
 from ml.errors import DataSourceError
 
+if TYPE_CHECKING:
+    from ml.training.events import Event
+
 
 @subcommand
 def _register(sub: argparse._SubParsersAction) -> None:
+    from ml.training.config import PRESET_CHOICES  # torch-free
+
     p = sub.add_parser("train", help="train or fine-tune a model on a labelled folder or CSV")
     p.add_argument("--data", help="folder (one sub-folder per class, or a known dataset) or CSV file")
     p.add_argument("--config", help="JSON training configuration (options given here override it)")
-    p.add_argument(
-        "--preset",
-        help="auto, folder, csv, covid19_radiography, pediatric_pneumonia, "
-        "nih_chestxray14, chexpert, siim_covid19",
-    )
+    p.add_argument("--preset", help=", ".join(PRESET_CHOICES))
     p.add_argument("--arch", help="architecture from the registry (default cxr_resnet_small)")
     p.add_argument("--weights", help="imagenet | xrv | none | MODEL (a model file or installed name)")
     p.add_argument("--epochs", type=int)
@@ -49,7 +51,7 @@ def _register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a model on a labelled folder or CSV")
-    p.add_argument("--model", required=True, help="model file or installed model name")
+    p.add_argument("--model", help="model file or installed model name (default: the default model)")
     p.add_argument("--data", required=True, help="labelled folder or CSV (same forms as cxr train)")
     p.add_argument("--preset", default="auto")
     p.add_argument("--out", help="folder for metrics.json (default: a new folder under evaluations/)")
@@ -86,36 +88,25 @@ def config_from_args(args: argparse.Namespace) -> Any:
     return config
 
 
-def _progress_printer(quiet: bool):  # noqa: ANN202
-    state: dict[str, str] = {}
+def _progress_printer(quiet: bool) -> Callable[[Event], None]:
+    """Progress lines on stderr: the :func:`describe` sentence of the events worth a line (not every
+    batch); the start line waits for the split, so that a data error stays the only line."""
+    from ml.training import events as ev
 
-    def show(e: dict[str, Any]) -> None:
-        kind = e["event"]
-        if quiet and kind not in ("warning",):
+    shown = (ev.SplitMade, ev.EpochEnd, ev.Trial, ev.TuneDone, ev.WarningEvent, ev.EarlyStop, ev.Stopped)
+    pending: list[str] = []
+
+    def show(e: Event) -> None:
+        if quiet and not isinstance(e, ev.WarningEvent):
             return
-        line = None
-        if kind == "start":  # printed with the split, so that a data error stays the only line
-            state["start"] = f"run folder {e['run_dir']} ({e['device']}, {e['world_size']} process(es))\n"
-        elif kind == "split":
-            sp = e["summary"]["splits"]
-            line = (
-                state.pop("start", "")
-                + f"{e['level']}-level split: "
-                + ", ".join(f"{k} {v['images']} images/{v['patients']} patients" for k, v in sp.items())
-            )
-        elif kind == "epoch_end":
-            parts = [f"epoch {e['epoch']}/{e['epochs']}", f"train loss {e['train_loss']:.4f}"]
-            for key in ("val_loss", "val_accuracy", "val_auroc"):
-                if e.get(key) is not None:
-                    parts.append(f"{key.replace('_', ' ')} {e[key]:.4f}")
-            parts.append(f"{e['images_per_s']:.1f} img/s")
-            line = ", ".join(parts) + (" *" if e.get("best") else "")
-        elif kind == "trial":
-            line = f"trial {e['number']}: {e['state']} value {e.get('value')} params {e['params']}"
-        elif kind in ("warning", "early_stop", "stopped"):
-            line = f"{kind.replace('_', ' ')}: {e.get('message') or e.get('checkpoint') or e.get('epoch')}"
-        if line:
-            print(line, file=sys.stderr, flush=True)
+        if isinstance(e, ev.Start):
+            pending.append(ev.describe(e))
+        elif isinstance(e, shown):
+            lines = [*pending, ev.describe(e)] if isinstance(e, ev.SplitMade) else [ev.describe(e)]
+            if isinstance(e, ev.SplitMade):
+                pending.clear()
+            for line in lines:
+                print(line, file=sys.stderr, flush=True)
 
     return show
 
@@ -166,11 +157,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ml.fileio import write_text_atomic  # noqa: F401 - atomic writes below via write_metrics
     from ml.logfile import user_data_dir
-    from ml.models.library import resolve_model
+    from ml.models.library import resolve_default_model, resolve_model
     from ml.training.evaluate import evaluate_model
     from ml.training.metrics import format_table, write_metrics
 
-    model_path = resolve_model(args.model)
+    model_path = resolve_model(args.model) if args.model else resolve_default_model()
     metrics = evaluate_model(
         model_path,
         args.data,

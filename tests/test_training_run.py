@@ -23,7 +23,7 @@ from ml.inference.preprocess import prepare
 from ml.models.bundle import load_model, read_manifest
 from ml.training.config import AugmentConfig, DataConfig, SplitConfig, TrainConfig
 from ml.training.dataset import DecodedCache, XrayDataset
-from ml.training.events import read_events
+from ml.training.events import Event, read_events
 from ml.training.runner import TrainingStopped, run_training
 from ml.training.sources import load_folder
 from tests.helpers.phantoms import write_phantom_folder
@@ -113,19 +113,24 @@ def test_kermany_end_to_end_cli(shared_data: Path, tmp_path: Path, capsys) -> No
     assert captured.out.strip() == str(out / "model.safetensors")
     model, manifest = load_model(out / "model.safetensors")
     assert manifest.labels == ["NORMAL", "PNEUMONIA"] and manifest.input_size == 64
-    assert "16" not in manifest.provenance.split or "patient" in manifest.provenance.split
+    assert manifest.provenance.split.startswith("patient-level split")
     assert manifest.provenance.extra["config"]["epochs"] == 2
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["n_images"] >= 2 and set(metrics["test"]["per_class"]) == {"NORMAL", "PNEUMONIA"}
     with open(out / "split.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 16 and {r["split"] for r in rows} == {"train", "val", "test"}
+    splits_of: dict[str, set[str]] = {}
+    for r in rows:
+        splits_of.setdefault(r["patient"], set()).add(r["split"])
+    assert len(splits_of) < len(rows)  # some patients have several images...
+    assert all(len(s) == 1 for s in splits_of.values())  # ...and each patient is in one split only
     assert {r["patient"] for r in rows if "person1946" in r["path"]} == {
         "person1946"
     }  # two images, one patient
     assert (out / "config.json").is_file() and (out / "checkpoints" / "best.pt").is_file()
     events = read_events(out / "events.jsonl")[0]
-    kinds = [e["event"] for e in events]
+    kinds = [e.event for e in events]
     assert kinds[0] == "start" and kinds[-1] == "finished" and kinds.count("epoch_end") == 2
     assert folder_hashes(source) == before  # the user's images are byte-for-byte unchanged
 
@@ -215,16 +220,16 @@ def test_cancel_with_stop_file_then_resume_equals_uninterrupted(phantoms: Path, 
 
     run_dir = tmp_path / "stopped"
 
-    def stop_in_epoch_two(event: dict) -> None:
+    def stop_in_epoch_two(event: Event) -> None:
         # batch events are throttled (first, last, and every 0.2 s): the first one of epoch 2 is sure
-        if event["event"] == "batch" and event["epoch"] == 2 and event["batch"] < event["batches"]:
+        if event.event == "batch" and event.epoch == 2 and event.batch < event.batches:
             (run_dir / "STOP").touch()
 
     with pytest.raises(TrainingStopped, match="resume with: cxr train --resume"):
         run_training(config, run_dir, listeners=[stop_in_epoch_two])
     events = read_events(run_dir / "events.jsonl")[0]
-    stop = [e for e in events if e["event"] == "checkpoint" and e["kind"] == "stop"]
-    assert stop and stop[0]["epoch"] == 2 and 1 <= stop[0]["batch"] < 8
+    stop = [e for e in events if e.event == "checkpoint" and e.kind == "stop"]
+    assert stop and stop[0].epoch == 2 and 1 <= stop[0].batch < 8
     assert not (run_dir / "model.safetensors").exists()
 
     resumed = run_training(config, run_dir, resume=True)
@@ -262,11 +267,11 @@ def test_auto_tune_runs_trials_and_uses_the_best(phantoms: Path, tmp_path: Path)
     config = small_config(phantoms, epochs=1, tune_trials=2, batch_size=16)
     result = tune_and_train(config, tmp_path / "run")
     events = read_events(tmp_path / "run" / "events.jsonl")[0]
-    trials = [e for e in events if e["event"] == "trial"]
+    trials = [e for e in events if e.event == "trial"]
     assert len(trials) == 2 and all(
-        {"lr", "weight_decay", "augment_strength"} <= set(t["params"]) for t in trials
+        {"lr", "weight_decay", "augment_strength"} <= set(t.params) for t in trials
     )
-    best = next(e for e in events if e["event"] == "tune_done")["best_params"]
+    best = next(e for e in events if e.event == "tune_done").best_params
     used = json.loads((tmp_path / "run" / "config.json").read_text())
     assert used["lr"] == best["lr"] and result.model_path.is_file()
 
@@ -320,7 +325,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(phantoms: Path, tmp
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             events = read_events(run_dir / "events.jsonl")[0]
-            if any(e["event"] == "batch" and e["epoch"] == 2 for e in events):
+            if any(e.event == "batch" and e.epoch == 2 for e in events):
                 os.kill(proc.pid, signal.SIGKILL)
                 break
             time.sleep(0.02)
@@ -368,7 +373,7 @@ def test_torchrun_two_processes_write_one_model(phantoms: Path, tmp_path: Path) 
     assert len(list(tmp_path.rglob("*.safetensors"))) == 1
     assert len(list(tmp_path.rglob("metrics.json"))) == 1
     events = read_events(out / "events.jsonl")[0]
-    assert events[0]["world_size"] == 2 and sum(e["event"] == "start" for e in events) == 1
+    assert events[0].world_size == 2 and sum(e.event == "start" for e in events) == 1
     metrics = json.loads((out / "metrics.json").read_text())
     test_rows = sum(1 for r in csv.DictReader(open(out / "split.csv")) if r["split"] == "test")
     assert metrics["test"]["n_images"] == test_rows  # every test image counted once across both ranks

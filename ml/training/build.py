@@ -15,7 +15,7 @@ from torch import nn
 from ml.errors import CxrError, ModelFileError
 from ml.models import registry
 from ml.models.manifest import InputDerivation, ModelManifest, default_normalisation
-from ml.training.config import ConfigError, TrainConfig
+from ml.training.config import NORMALISATIONS, WEIGHTS_CHOICES, ConfigError, TrainConfig
 from ml.training.loop import MaskedBCEWithLogits
 
 
@@ -25,10 +25,10 @@ class WeightsNotAvailableError(CxrError):
 
 def _normalisation(config: TrainConfig, arch_default: str, channels: int) -> Any:
     norm = config.normalisation
-    if norm in ("auto", "", None):
+    if norm == "auto":
         return default_normalisation(arch_default, channels)
     if isinstance(norm, str):
-        if norm not in ("imagenet", "unit", "xrv"):
+        if norm not in NORMALISATIONS:
             raise ConfigError(f"Invalid training setting: unknown normalisation '{norm}'.")
         return default_normalisation(norm, channels)
     if isinstance(norm, dict) and "mean" in norm and "std" in norm:
@@ -40,7 +40,7 @@ def _normalisation(config: TrainConfig, arch_default: str, channels: int) -> Any
 
 def base_model_file(config: TrainConfig) -> Path | None:
     """The model file to continue fine-tuning from, when ``weights`` names one."""
-    if config.weights in ("none", "imagenet", "xrv", ""):
+    if config.weights in (*WEIGHTS_CHOICES, ""):
         return None
     from ml.models.library import resolve_model
 
@@ -82,7 +82,8 @@ def make_manifest(config: TrainConfig, labels: list[str], task: str, name: str) 
     manifest = ModelManifest(
         name=name, architecture=spec.name, labels=list(labels), task=task,  # type: ignore[arg-type]
         input_size=int(size), channels=int(channels), normalisation=normalisation, input_derivation=derivation,
-        description=f"Fine-tuned in CXR Studio on {Path(config.data.path).name or config.data.path}.",
+        description=f"{'Trained from scratch' if config.weights in ('', 'none') else 'Fine-tuned'} in CXR Studio "
+        f"on {Path(config.data.path).name or config.data.path}.",
     )  # fmt: skip
     return manifest.validate()
 

@@ -1,62 +1,212 @@
-"""Every training setting in one JSON-serialisable dataclass (what the wizard writes, `cxr train` reads).
+"""Every training setting in one typed, JSON-serialisable model (what the wizard writes, `cxr train` reads).
 
-``TrainConfig.to_json()`` / ``TrainConfig.from_json()`` round-trip exactly; unknown keys are an
-error (a typo in a hand-written config must not be ignored silently). Nested sections:
+The schema is a pydantic model in strict mode: ``{"epochs": "10"}`` or ``{"amp": "false"}`` is a
+:class:`ConfigError` with one readable line, never a ``TypeError`` and never a string taken as true.
+Unknown keys are an error too (a typo in a hand-written config must not be ignored silently).
+``TrainConfig.to_json()`` / ``TrainConfig.from_json()`` round-trip exactly. Nested sections:
 :class:`DataConfig` (where the images are and which to keep), :class:`SplitConfig` (patient-level
 split) and :class:`AugmentConfig` (train-time augmentation in the [0, 1] input space).
+
+The choice lists below (``OPTIMIZERS``, ``SCHEDULERS``, ...) are the one source of truth for the
+allowed values: the wizard builds its combo boxes from them. Architectures come from the model
+registry (:func:`architecture_choices`, imported lazily because the registry imports torch).
+
+The objects stay mutable (the wizard and the CLI fill them in field by field); :meth:`TrainConfig.validate`
+checks the whole thing again, so a wrong value assigned later is caught there.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ml.errors import CxrError
+from ml.models.manifest import RESIZE_MODES, VOI_MODES, ResizeMode, VoiMode
+
+__all__ = [
+    "CHEXPERT_POLICIES", "IMBALANCE_MODES", "MONITORS", "NORMALISATIONS", "OPTIMIZERS", "PATIENT_ID_MODES",
+    "PRESETS", "PRESET_CHOICES", "RESIZE_MODES", "SCHEDULERS", "SIIM_TASKS", "VOI_MODES", "WEIGHTS_CHOICES",
+    "AugmentConfig", "ConfigError", "DataConfig", "SplitConfig", "TrainConfig", "architecture_choices",
+    "parse_ratios",
+]  # fmt: skip
 
 
 class ConfigError(CxrError):
     """A training configuration is invalid (bad value, unknown key, unreadable file)."""
 
 
-@dataclass
-class DataConfig:
+# --------------------------------------------------------------------------- choices
+
+Preset = Literal["folder", "csv", "covid19_radiography", "pediatric_pneumonia", "nih_chestxray14", "chexpert",
+                 "siim_covid19"]  # fmt: skip
+PresetChoice = Literal["auto", Preset]
+ChexpertPolicy = Literal["ignore", "zeros", "ones"]
+SiimTask = Literal["binary", "4class"]
+NormalisationKind = Literal["auto", "imagenet", "unit", "xrv"]
+Optimizer = Literal["adamw", "adam", "sgd"]
+Scheduler = Literal["cosine", "step", "plateau", "none"]
+Monitor = Literal["auto", "val_loss", "val_accuracy", "val_auroc", "val_f1"]
+Imbalance = Literal["none", "class_weights", "sampler", "pos_weight"]
+
+#: dataset layouts ml.training.presets can read ("auto" in a config: detect one of these)
+PRESETS: tuple[str, ...] = get_args(Preset)
+PRESET_CHOICES: tuple[str, ...] = ("auto", *PRESETS)
+CHEXPERT_POLICIES: tuple[str, ...] = get_args(ChexpertPolicy)
+SIIM_TASKS: tuple[str, ...] = get_args(SiimTask)
+#: "auto": the architecture's default; a config may also give {"mean": [...], "std": [...]}
+NORMALISATIONS: tuple[str, ...] = get_args(NormalisationKind)
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+SCHEDULERS: tuple[str, ...] = get_args(Scheduler)
+MONITORS: tuple[str, ...] = get_args(Monitor)
+IMBALANCE_MODES: tuple[str, ...] = get_args(Imbalance)
+#: named starting weights; ``weights`` may also be a model file or an installed model's name
+WEIGHTS_CHOICES: tuple[str, ...] = ("none", "imagenet", "xrv")
+#: patient ID sources; "regex" and "column" take an argument: "regex:PATTERN", "column:NAME"
+PATIENT_ID_MODES: tuple[str, ...] = ("auto", "dicom", "none", "regex", "column")
+
+
+def architecture_choices() -> list[str]:
+    """Every registered architecture (imports the registry, hence torch)."""
+    from ml.models.registry import architectures
+
+    return architectures()
+
+
+# --------------------------------------------------------------------------- errors as one line
+
+_TYPE_WORDS = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+    "bool_parsing": "true or false", "string_type": "text", "list_type": "a list",
+    "dict_type": "a JSON object", "model_type": "a JSON object", "model_attributes_type": "a JSON object",
+}  # fmt: skip
+
+
+def _shown(value: Any) -> str:
+    text = f"'{value}'" if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first problem of a pydantic error as one sentence (and how many more there are)."""
+    errors = exc.errors(include_url=False)
+    err = errors[0]
+    where = ".".join(str(p) for p in err["loc"])
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    if kind == "extra_forbidden":
+        text = f"Unknown training setting '{where}'."
+    else:
+        if kind in _TYPE_WORDS:
+            what = f"must be {_TYPE_WORDS[kind]}, got {_shown(value)}"
+        elif kind == "literal_error":
+            what = f"must be one of {ctx.get('expected', '')}, got {_shown(value)}"
+        elif kind == "greater_than_equal":
+            what = f"must be at least {ctx['ge']}, got {_shown(value)}"
+        elif kind == "greater_than":
+            what = f"must be more than {ctx['gt']}, got {_shown(value)}"
+        elif kind == "less_than_equal":
+            what = f"must be at most {ctx['le']}, got {_shown(value)}"
+        elif kind == "less_than":
+            what = f"must be less than {ctx['lt']}, got {_shown(value)}"
+        elif kind == "value_error":
+            what = str(ctx.get("error", err["msg"]))
+        else:
+            what = f"{err['msg'][:1].lower()}{err['msg'][1:]}, got {_shown(value)}"
+        text = f"Invalid training setting: {where} {what}." if where else f"Invalid training setting: {what}."
+    if len(errors) > 1:
+        text += f" ({len(errors) - 1} more problem(s) in the same configuration.)"
+    return text
+
+
+#: set while a whole TrainConfig validates: its sections then leave the error (with its location) to it
+_NESTED: ContextVar[bool] = ContextVar("_NESTED", default=False)
+
+
+class _Section(BaseModel):
+    """Strict, closed (no unknown keys) and readable when wrong."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", validate_default=False)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            if _NESTED.get():  # validated as part of a TrainConfig: it names the section
+                raise
+            raise ConfigError(describe_validation_error(exc)) from None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ConfigError("A training configuration must be a JSON object.")
+        token = _NESTED.set(True)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc)) from None
+        finally:
+            _NESTED.reset(token)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="python", warnings=False)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class DataConfig(_Section):
     #: a folder (one sub-folder per class, or a known dataset layout) or a CSV file
     path: str = ""
-    #: "auto" (detect), "folder", "csv", or a preset name (see ml.training.presets.PRESETS)
-    preset: str = "auto"
+    #: "auto" (detect), "folder", "csv", or a preset name (PRESETS)
+    preset: PresetChoice = "auto"
     #: CSV options (auto-detected when empty)
     path_column: str = ""
     label_column: str = ""
-    label_columns: list[str] = field(default_factory=list)
+    label_columns: list[str] = Field(default_factory=list)
     label_separator: str = "|"
     image_root: str = ""
     #: when set, only these labels (in this order); any other label in the data is an error
-    labels: list[str] = field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
     #: filters
     frontal_only: bool = True
     single_image_studies: bool = False
-    min_size: int = 0
+    min_size: int = Field(0, ge=0)
     #: preset options
-    chexpert_uncertain: str = "ignore"  # ignore | zeros | ones
-    siim_task: str = "binary"  # binary | 4class
+    chexpert_uncertain: ChexpertPolicy = "ignore"
+    siim_task: SiimTask = "binary"
 
 
-@dataclass
-class SplitConfig:
-    ratios: list[float] = field(default_factory=lambda: [0.70, 0.15, 0.15])
+class SplitConfig(_Section):
+    ratios: list[float] = Field(default_factory=lambda: [0.70, 0.15, 0.15])
     #: auto | dicom | none | regex:PATTERN | column:NAME
     patient_id: str = "auto"
     #: use a split the dataset defines (paediatric pneumonia folders, NIH lists) when present
     use_predefined: bool = True
     balanced: bool = False
-    max_images: int = 0
+    max_images: int = Field(0, ge=0)
+
+    @field_validator("ratios")
+    @classmethod
+    def _three_ratios(cls, r: list[float]) -> list[float]:
+        if len(r) != 3 or any(x < 0 for x in r) or r[0] <= 0 or sum(r) <= 0:
+            raise ValueError(f"must be three non-negative numbers with train > 0, not {r}")
+        return r
+
+    @field_validator("patient_id")
+    @classmethod
+    def _patient_source(cls, value: str) -> str:
+        mode = value.strip().split(":", 1)[0] or "auto"
+        if mode not in PATIENT_ID_MODES:
+            raise ValueError(f"must be auto, dicom, none, regex:PATTERN or column:NAME, not '{value}'")
+        return value
 
 
-@dataclass
-class AugmentConfig:
+class AugmentConfig(_Section):
     enabled: bool = True
     rotation: float = 10.0  # degrees, +-
     translate: float = 0.05  # fraction of the size, +-
@@ -67,127 +217,111 @@ class AugmentConfig:
     hflip: bool = False  # off by default: flips swap left and right anatomy
     vflip: bool = False
     #: multiplies every amplitude above (Optuna tunes this)
-    strength: float = 1.0
+    strength: float = Field(1.0, ge=0)
 
 
-@dataclass
-class TrainConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+class TrainConfig(_Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     name: str = ""
     # model
+    #: a registered architecture (architecture_choices())
     arch: str = "cxr_resnet_small"
     #: none | imagenet | xrv | path to a CXR Studio model file (continue fine-tuning)
     weights: str = "none"
     image_size: int = 0  # 0: the architecture's default
-    channels: int = 0  # 0: the architecture's default (1 or 3)
+    channels: Literal[0, 1, 3] = 0  # 0: the architecture's default (1 or 3)
     #: auto (the architecture's default) | imagenet | unit | xrv | {"mean": [...], "std": [...]}
-    normalisation: Any = "auto"
-    resize: str = "squash"  # squash | letterbox | center_crop
-    voi: str = "default"  # default | auto | none
-    freeze_backbone_epochs: int = 0
+    normalisation: NormalisationKind | dict[Literal["mean", "std"], list[float]] = "auto"
+    resize: ResizeMode = "squash"
+    voi: VoiMode = "default"
+    freeze_backbone_epochs: int = Field(0, ge=0)
     head_only: bool = False
-    precise_bn_batches: int = 50  # recompute BatchNorm statistics after each epoch (0 = off)
+    precise_bn_batches: int = Field(50, ge=0)  # recompute BatchNorm statistics after each epoch (0 = off)
     # optimisation
-    optimizer: str = "adamw"  # adam | adamw | sgd
+    optimizer: Optimizer = "adamw"
     amsgrad: bool = False
     momentum: float = 0.9
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 32
-    epochs: int = 10
-    scheduler: str = "cosine"  # cosine | step | plateau | none
-    warmup_epochs: float = 0.0
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(10, ge=1)
+    scheduler: Scheduler = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0)
     step_size: int = 5
     gamma: float = 0.1
-    plateau_patience: int = 2
+    plateau_patience: int = Field(2, ge=0)
     early_stopping: bool = True
-    monitor: str = "auto"  # auto | val_loss | val_accuracy | val_auroc | val_f1
-    patience: int = 5
-    label_smoothing: float = 0.0
-    imbalance: str = "none"  # none | class_weights | sampler | pos_weight
-    grad_clip: float = 0.0
+    monitor: Monitor = "auto"
+    patience: int = Field(5, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    imbalance: Imbalance = "none"
+    grad_clip: float = Field(0.0, ge=0)
     # execution
     amp: bool = True  # mixed precision, on CUDA only
     device: str = "auto"
     seed: int = 0
-    workers: int = 0
+    workers: int = Field(0, ge=0)
     deterministic: bool = True
-    checkpoint_every_batches: int = 0
-    bootstrap: int = 200
+    checkpoint_every_batches: int = Field(0, ge=0)
+    bootstrap: int = Field(200, ge=0)
     install: bool = False  # copy the final model into the user's model library
     # auto-tune
-    tune_trials: int = 0
-    tune_epochs: int = 0  # 0: same as epochs
+    tune_trials: int = Field(0, ge=0)
+    tune_epochs: int = Field(0, ge=0)  # 0: same as epochs
+
+    @field_validator("image_size")
+    @classmethod
+    def _size(cls, value: int) -> int:
+        if value != 0 and not 16 <= value <= 2048:
+            raise ValueError(f"must be between 16 and 2048 (or 0: the architecture's default), not {value}")
+        return value
+
+    @field_validator("normalisation")
+    @classmethod
+    def _stats(cls, value: Any) -> Any:
+        if isinstance(value, dict) and set(value) != {"mean", "std"}:
+            raise ValueError('must be auto, imagenet, unit, xrv or {"mean": [...], "std": [...]}')
+        return value
+
+    def __init__(self, **data: Any) -> None:
+        token = _NESTED.set(True)
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc)) from None
+        finally:
+            _NESTED.reset(token)
 
     # ------------------------------------------------------------------ validation
 
-    def validate(self) -> TrainConfig:
-        def bad(msg: str) -> ConfigError:
-            return ConfigError(f"Invalid training setting: {msg}.")
-
-        if not self.data.path:
-            raise bad("no data source (a folder or a CSV file) was given")
-        r = self.split.ratios
-        if len(r) != 3 or any(x < 0 for x in r) or r[0] <= 0 or sum(r) <= 0:
-            raise bad(f"split ratios must be three non-negative numbers with train > 0, not {r}")
-        checks = [
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size >= 1, "batch size must be at least 1"),
-            (self.lr > 0, "the learning rate must be positive"),
-            (self.weight_decay >= 0, "weight decay must not be negative"),
-            (self.optimizer in ("adam", "adamw", "sgd"), f"unknown optimiser '{self.optimizer}'"),
-            (self.scheduler in ("cosine", "step", "plateau", "none"), f"unknown scheduler '{self.scheduler}'"),
-            (self.imbalance in ("none", "class_weights", "sampler", "pos_weight"),
-             f"unknown imbalance handling '{self.imbalance}'"),
-            (self.monitor in ("auto", "val_loss", "val_accuracy", "val_auroc", "val_f1"),
-             f"unknown monitored metric '{self.monitor}'"),
-            (self.resize in ("squash", "letterbox", "center_crop"), f"unknown resize mode '{self.resize}'"),
-            (self.voi in ("default", "auto", "none"), f"unknown windowing '{self.voi}'"),
-            (self.channels in (0, 1, 3), "channels must be 1 or 3"),
-            (self.image_size == 0 or 16 <= self.image_size <= 2048, "image size must be between 16 and 2048"),
-            (0.0 <= self.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
-            (self.workers >= 0, "workers must not be negative"),
-            (self.data.chexpert_uncertain in ("ignore", "zeros", "ones"),
-             "the CheXpert uncertainty policy must be ignore, zeros or ones"),
-            (self.data.siim_task in ("binary", "4class"), "the SIIM task must be binary or 4class"),
-        ]  # fmt: skip
-        for ok, msg in checks:
-            if not ok:
-                raise bad(msg)
+    def validate(self) -> TrainConfig:  # type: ignore[override]
+        """Check every field again (values may have been assigned since construction) and the
+        rules across fields; raises one readable :class:`ConfigError`."""
+        checked = TrainConfig.from_dict(self.to_dict())
+        if not checked.data.path:
+            raise ConfigError("Invalid training setting: no data source (a folder or a CSV file) was given.")
+        if checked.weights in (*WEIGHTS_CHOICES, ""):  # else the architecture is the model file's
+            known = architecture_choices()
+            if checked.arch not in known:
+                raise ConfigError(
+                    f"Invalid training setting: arch must be one of {', '.join(known)}, got '{checked.arch}'."
+                )
         return self
 
     # ------------------------------------------------------------------ (de)serialisation
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        if not isinstance(data, dict):
-            raise ConfigError("A training configuration must be a JSON object.")
-        sections = {"data": DataConfig, "split": SplitConfig, "augment": AugmentConfig}
-        kwargs: dict[str, Any] = {}
-        known = {f.name for f in fields(cls)}
-        for key, value in data.items():
-            if key not in known:
-                raise ConfigError(f"Unknown training setting '{key}'.")
-            if key in sections:
-                kwargs[key] = _section(sections[key], value, key)
-            else:
-                kwargs[key] = value
-        return cls(**kwargs)
-
-    @classmethod
     def from_json(cls, text: str) -> TrainConfig:
         try:
-            return cls.from_dict(json.loads(text))
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"The training configuration is not valid JSON ({exc}).") from None
+        return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrainConfig:
@@ -203,16 +337,6 @@ class TrainConfig:
         from ml.fileio import write_text_atomic
 
         write_text_atomic(path, self.to_json() + "\n")
-
-
-def _section(kind: type, value: Any, name: str) -> Any:
-    if not isinstance(value, dict):
-        raise ConfigError(f"The training setting '{name}' must be a JSON object.")
-    known = {f.name for f in fields(kind)}
-    unknown = [k for k in value if k not in known]
-    if unknown:
-        raise ConfigError(f"Unknown training setting '{name}.{unknown[0]}'.")
-    return kind(**value)
 
 
 def parse_ratios(text: str) -> list[float]:

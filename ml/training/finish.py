@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ml import __version__
 from ml.training import distributed
 from ml.training.checkpoint import load_checkpoint
+from ml.training.events import Finished
 from ml.training.metrics import choose_thresholds, compute_metrics, summary, write_metrics
 from ml.training.rundir import TrainResult
 
@@ -81,9 +82,8 @@ def finish_run(run: Run) -> TrainResult:
     write_metrics(metrics_path, metrics)
     manifest = run.manifest
     manifest.thresholds = thresholds
-    manifest.provenance.training_data = (
-        f"{run.data.report.kind} {run.data.report.source}: "
-        + ", ".join(f"{k} {v}" for k, v in run.data.report.per_class.items())
+    manifest.provenance.training_data = f"{run.data.report.kind} {run.data.report.source}: " + ", ".join(
+        f"{k} {v}" for k, v in run.data.report.per_class.items()
     )
     s = run.split.summary()["splits"]
     r = cfg.split.ratios
@@ -114,12 +114,13 @@ def finish_run(run: Run) -> TrainResult:
 
         installed = install_model_file(model_path).path
     run.events.emit(
-        "finished",
-        model_path=str(model_path),
-        metrics_path=str(metrics_path),
-        split_path=str(run.run_dir / "split.csv"),
-        metrics=summary(test_metrics),
-        installed=str(installed) if installed else None,
+        Finished(
+            model_path=str(model_path),
+            metrics_path=str(metrics_path),
+            split_path=str(run.run_dir / "split.csv"),
+            metrics=summary(test_metrics),
+            installed=str(installed) if installed else None,
+        )
     )
     return TrainResult(
         run.run_dir, model_path, metrics_path, metrics, run.best_epoch, run.best_value, installed

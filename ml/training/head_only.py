@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from ml.models import registry
 from ml.training import build
 from ml.training.dataset import ResumableSampler, class_balancing_weights
+from ml.training.events import CacheProgress
 
 
 class FeatureDataset(Dataset):
@@ -86,7 +87,7 @@ def fit_head_only(run) -> None:  # noqa: ANN001 - ml.training.runner.Run (circul
             sampler,
         )
         if ctx.is_main:
-            run.events.emit("cache", done=len(ds), total=len(ds), features=name)
+            run.events.emit(CacheProgress(done=len(ds), total=len(ds), features=name))
     run.train_ds, run.train_loader, run.train_sampler = loaders["train"]
     run.val_ds, run.val_loader, _ = loaders["val"]
     run.test_ds, run.test_loader, _ = loaders["test"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ml.errors import DataSourceError
 from ml.progress import CancelToken, ProgressCallback
-from ml.training.config import DataConfig
+from ml.training.config import PRESETS, DataConfig
 from ml.training.sources import (
     CsvSpec,
     LabelledSet,
@@ -37,8 +37,6 @@ from ml.training.sources import (
     walk_images,
 )
 
-PRESETS = ("folder", "csv", "covid19_radiography", "pediatric_pneumonia", "nih_chestxray14", "chexpert",
-           "siim_covid19")  # fmt: skip
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 NIH_LABELS = [
     "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",

@@ -24,6 +24,7 @@ from ml.training.dataset import (
     class_balancing_weights,
     warm_cache,
 )
+from ml.training.events import CacheProgress, DataRead, SplitMade, WarningEvent
 from ml.training.splits import Split, read_split_csv, split_dataset, write_split_csv
 from ml.training.transforms import build_train_transform
 
@@ -54,13 +55,13 @@ def prepare_data(run: Run) -> None:
         write_text_atomic(
             run.run_dir / "data_report.json", json.dumps(data.report.to_dict(), indent=2) + "\n"
         )
-        run.events.emit("data", report=data.report.to_dict())
+        run.events.emit(DataRead(report=data.report.to_dict()))
         for line in data.report.summary_lines()[len(run.labels) + 1 :]:
-            run.events.emit("warning", message=line.strip())
+            run.events.emit(WarningEvent(message=line.strip()))
     warm_run_cache(run)
     if ctx.is_main:
         write_split_csv(run.run_dir / "split.csv", run.split)
-        run.events.emit("split", summary=run.split.summary(), level=run.split.level)
+        run.events.emit(SplitMade(summary=run.split.summary(), level=run.split.level))
 
 
 def warm_run_cache(run: Run) -> None:
@@ -72,7 +73,7 @@ def warm_run_cache(run: Run) -> None:
     def progress(done: int, n: int, _msg: str) -> None:
         if ctx.is_main and (time.monotonic() - last[0] > 0.5 or done == n):
             last[0] = time.monotonic()
-            run.events.emit("cache", done=done * ctx.world_size, total=total)
+            run.events.emit(CacheProgress(done=done * ctx.world_size, total=total))
 
     failed = warm_cache(
         run.cache,
@@ -94,9 +95,10 @@ def warm_run_cache(run: Run) -> None:
     if ctx.is_main:
         first = split.samples[failed[0][0]]
         run.events.emit(
-            "warning",
-            message=f"{len(failed)} image(s) could not be decoded and were skipped, "
-            f"e.g. {Path(first.path).name}: {failed[0][1]}",
+            WarningEvent(
+                message=f"{len(failed)} image(s) could not be decoded and were skipped, "
+                f"e.g. {Path(first.path).name}: {failed[0][1]}",
+            )
         )
     keep = [i for i in range(total) if i not in bad]
     run.split = Split(

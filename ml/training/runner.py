@@ -35,7 +35,17 @@ from ml.training import build, distributed, rundata
 from ml.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ml.training.config import TrainConfig
 from ml.training.dataset import ResumableSampler, XrayDataset
-from ml.training.events import EventWriter
+from ml.training.events import (
+    BatchDone,
+    CheckpointSaved,
+    EarlyStop,
+    EpochEnd,
+    EpochStart,
+    ErrorEvent,
+    EventWriter,
+    Start,
+    Stopped,
+)
 from ml.training.finish import finish_run
 from ml.training.loop import EpochState, evaluate, recalibrate_batchnorm, train_one_epoch
 from ml.training.metrics import compute_metrics
@@ -153,11 +163,12 @@ class Run:
         if self.ctx.is_main:
             save_checkpoint(path, self.checkpoint_state(epoch, state))
             self.events.emit(
-                "checkpoint",
-                kind=kind,
-                path=str(path),
-                epoch=epoch + 1,
-                batch=state.batches_done if state else 0,
+                CheckpointSaved(
+                    kind=kind,
+                    path=str(path),
+                    epoch=epoch + 1,
+                    batch=state.batches_done if state else 0,
+                )
             )
         distributed.barrier(self.ctx)
         return path
@@ -201,7 +212,7 @@ class Run:
             lr = self.optimizer.param_groups[0]["lr"]
             if ctx.is_main:
                 self.events.emit(
-                    "epoch_start", epoch=epoch + 1, epochs=cfg.epochs, lr=lr, frozen_backbone=frozen
+                    EpochStart(epoch=epoch + 1, epochs=cfg.epochs, lr=lr, frozen_backbone=frozen)
                 )
             net = self.net(frozen)
             net.train()
@@ -211,17 +222,18 @@ class Run:
             if stopped:
                 path = self.save_last(epoch, state, "stop")
                 if ctx.is_main:
-                    self.events.emit("stopped", reason="cancelled", checkpoint=str(path))
+                    self.events.emit(Stopped(reason="cancelled", checkpoint=str(path)))
                 raise TrainingStopped(self.run_dir)
             self._end_epoch(epoch, state, t_run, start_epoch)
             state = None
         if ctx.is_main and self.history and self.history[-1].get("early_stop"):
             self.events.emit(
-                "early_stop",
-                epoch=self.history[-1]["epoch"],
-                monitor=self.monitor,
-                best_value=self.best_value,
-                patience=cfg.patience,
+                EarlyStop(
+                    epoch=self.history[-1]["epoch"],
+                    monitor=self.monitor,
+                    best_value=self.best_value,
+                    patience=cfg.patience,
+                )
             )
 
     def _train_epoch(
@@ -240,13 +252,14 @@ class Run:
                 per_batch = st.seconds / max(done, 1)
                 eta = per_batch * (total - done) + per_batch * total * (cfg.epochs - epoch - 1)
                 self.events.emit(
-                    "batch",
-                    epoch=epoch + 1,
-                    batch=done,
-                    batches=total,
-                    loss=loss,
-                    images_per_s=round(ips, 2),
-                    eta_s=round(eta, 1),
+                    BatchDone(
+                        epoch=epoch + 1,
+                        batch=done,
+                        batches=total,
+                        loss=loss,
+                        images_per_s=round(ips, 2),
+                        eta_s=round(eta, 1),
+                    )
                 )
             if every and done % every == 0 and done < total:
                 self.save_last(epoch, st, "periodic")
@@ -310,7 +323,7 @@ class Run:
             if ctx.is_main:
                 path = self.run_dir / "checkpoints" / "best.pt"
                 save_checkpoint(path, {"model": self.model.state_dict(), "epoch": epoch + 1, "value": value})
-                self.events.emit("checkpoint", kind="best", path=str(path), epoch=epoch + 1, batch=0)
+                self.events.emit(CheckpointSaved(kind="best", path=str(path), epoch=epoch + 1, batch=0))
         else:
             self.bad_epochs += 1
         if self.scheduler is not None and self.sched_when == "epoch":
@@ -331,12 +344,13 @@ class Run:
         eta = (time.monotonic() - t_run) / max(done_epochs, 1) * (cfg.epochs - epoch - 1)
         if ctx.is_main:
             self.events.emit(
-                "epoch_end",
-                epochs=cfg.epochs,
-                monitor=self.monitor,
-                monitor_value=value,
-                eta_s=round(eta, 1),
-                **row,
+                EpochEnd(
+                    epochs=cfg.epochs,
+                    monitor=self.monitor,
+                    monitor_value=value,
+                    eta_s=round(eta, 1),
+                    **row,
+                )
             )
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, row.get(self.monitor))
@@ -387,12 +401,13 @@ def run_training(
             events_path or path / "events.jsonl", event_stream, enabled=ctx.is_main, listeners=listeners
         )
         events.emit(
-            "start",
-            run_dir=str(path),
-            device=str(ctx.device),
-            world_size=ctx.world_size,
-            config=config.to_dict(),
-            resumed=resume,
+            Start(
+                run_dir=str(path),
+                device=str(ctx.device),
+                world_size=ctx.world_size,
+                config=config.to_dict(),
+                resumed=resume,
+            )
         )
         run = Run(
             config, path, ctx, events, cancel, resume, Path(cache_dir) if cache_dir else None, on_epoch, final
@@ -410,14 +425,15 @@ def run_training(
         raise
     except CxrError as exc:
         if events is not None:
-            events.emit("error", message=str(exc), kind=type(exc).__name__)
+            events.emit(ErrorEvent(message=str(exc), kind=type(exc).__name__))
         raise
     except Exception as exc:
         if events is not None:
             events.emit(
-                "error",
-                message=f"something went wrong ({type(exc).__name__}: {exc})",
-                kind=type(exc).__name__,
+                ErrorEvent(
+                    message=f"something went wrong ({type(exc).__name__}: {exc})",
+                    kind=type(exc).__name__,
+                )
             )
         raise
     finally:

@@ -16,7 +16,7 @@ from typing import Any
 from ml.errors import CxrError
 from ml.training import distributed
 from ml.training.config import TrainConfig
-from ml.training.events import EventWriter
+from ml.training.events import EventWriter, Trial, TuneDone
 from ml.training.runner import TrainResult, new_run_dir, run_training
 
 
@@ -85,14 +85,14 @@ def tune_and_train(
         return float(result.best_value)
 
     def on_trial(study_: Any, trial: Any) -> None:
-        log.emit("trial", number=trial.number, params=trial.params, value=trial.value, state=trial.state.name)
+        log.emit(Trial(number=trial.number, params=trial.params, value=trial.value, state=trial.state.name))
 
     study.optimize(objective, n_trials=config.tune_trials, callbacks=[on_trial], catch=())
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     if not done:
         raise CxrError("Every auto-tune trial was pruned or failed; train without auto-tune.")
     best = study.best_params
-    log.emit("tune_done", best_params=best, best_value=study.best_value, trials=len(study.trials))
+    log.emit(TuneDone(best_params=best, best_value=study.best_value, trials=len(study.trials)))
     log.close()
     final = copy.deepcopy(config)
     final.lr, final.weight_decay, final.augment.strength = (
