@@ -98,7 +98,7 @@ def window(qtbot, tmp_path: Path):
 # ---------------------------------------------------------------------------- real radiographs
 
 
-def test_end_to_end_on_real_radiographs_then_used_by_the_analysis_panel(qtbot, window) -> None:
+def test_end_to_end_on_real_radiographs_then_used_by_the_analysis_panel(qtbot, window, tmp_path: Path) -> None:
     if not KERMANY.is_dir():
         pytest.fail(f"shared test data missing at {KERMANY}")
     before = snapshot(KERMANY)
@@ -160,9 +160,12 @@ def test_end_to_end_on_real_radiographs_then_used_by_the_analysis_panel(qtbot, w
     assert (run_dir / "model.safetensors").is_file() and (run_dir / "split.csv").is_file()
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["image_size"] == 64 and cfg["epochs"] == 2 and cfg["batch_size"] == 4
+    from ml.models.bundle import read_manifest
+
+    assert read_manifest(run_dir / "model.safetensors").description.startswith("Trained from scratch")  # no weights
     wiz.resize(1200, 850)
     qtbot.wait(100)
-    wiz.grab().save("/tmp/wizard_run.png")
+    assert wiz.grab().save(str(tmp_path / "wizard_run.png"))
 
     # 5. evaluate: metrics table, 2x2 confusion matrix, ROC, misclassified gallery
     wiz.next()
@@ -182,9 +185,16 @@ def test_end_to_end_on_real_radiographs_then_used_by_the_analysis_panel(qtbot, w
     assert f"{n_test} images" in ev.headline.text()
     assert ev.gallery.count() == len(metrics["misclassified"])
     assert set(ev.roc.curves) <= {"NORMAL", "PNEUMONIA"}
+    assert ev.roc.curves, "no ROC curve drawn"
+    for label, curve in ev.roc.curves.items():  # a valid ROC: from (0, 0) to (1, 1), never going back
+        fpr, tpr = (list(map(float, a)) for a in curve.getData())
+        assert len(fpr) >= 2 and len(fpr) == len(tpr), label
+        assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0), label
+        assert all(0.0 <= v <= 1.0 for v in fpr + tpr), label
+        assert all(b >= a for xs in (fpr, tpr) for a, b in zip(xs, xs[1:], strict=False)), label
     qtbot.waitUntil(lambda: ev.gallery.pending == 0, timeout=WAIT_MS)
     qtbot.wait(100)
-    wiz.grab().save("/tmp/wizard_eval.png")
+    assert wiz.grab().save(str(tmp_path / "wizard_eval.png"))
 
     # save into the library: the analysis panel lists and selects it at once
     panel = window.analysis_panel
@@ -303,7 +313,9 @@ def test_export_config_and_torchrun_command(qtbot, tmp_path: Path, monkeypatch: 
     scan(qtbot, wiz, folder)
     wiz.show()
     to_run_page(qtbot, wiz, 64, 3, 8)
+    assert wiz.model_page.nproc.text() == "1 GPU"
     wiz.model_page.nproc.setValue(4)
+    assert wiz.model_page.nproc.text() == "4 GPUs"
     path, command = wiz.model_page.export_to(str(tmp_path / "export"))
     config = TrainConfig.load(path)
     assert config.data.path == str(folder) and config.epochs == 3 and config.image_size == 64

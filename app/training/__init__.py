@@ -1,25 +1,25 @@
 """The training wizard (issue 4): fine-tune a model on local folders without writing code.
 
 ``install(main_window)`` adds "Train a model…" (Ctrl+T) to a "Training" menu; ``open_wizard``
-shows the wizard (one per window, re-shown when already open). Importing this package does not
-import torch: the wizard loads it when it needs it.
+shows the wizard (one per window, re-shown when already open). Importing this package imports
+neither Qt nor torch (the presenters and the session are Qt-free); the wizard loads torch when it
+needs it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenu
-
 
 def open_wizard(main_window: Any = None) -> Any:
     """Show the training wizard of ``main_window`` (created on first use) and return it."""
+    from app.training.link import WindowLink
     from app.training.wizard import TrainingWizard
 
     wizard = getattr(main_window, "training_wizard", None) if main_window is not None else None
     if wizard is None:
-        wizard = TrainingWizard(main_window, main_window)
+        link = WindowLink.of_window(main_window) if main_window is not None else None
+        wizard = TrainingWizard(link, main_window)
         if main_window is not None:
             main_window.training_wizard = wizard
     wizard.show()
@@ -28,8 +28,11 @@ def open_wizard(main_window: Any = None) -> Any:
     return wizard
 
 
-def install(main_window: Any) -> QAction:
-    """Add the "Training" menu with "Train a model…" (Ctrl+T); idempotent."""
+def install(main_window: Any) -> Any:
+    """Add the "Training" menu with "Train a model…" (Ctrl+T) and return its QAction; idempotent."""
+    from PySide6.QtGui import QAction, QKeySequence
+    from PySide6.QtWidgets import QMenu
+
     existing = getattr(main_window, "training_action", None)
     if existing is not None:
         return existing

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import random
-from pathlib import Path
-from typing import Any
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -19,7 +14,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -29,21 +23,12 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from app.progress import ProgressPanel, count_text
 from app.training.common import Gallery, MessageLabel, combo, spin
+from app.training.data_presenter import PRESET_NAMES, DataPresenter, ScanSummary, SourceOptions
+from app.training.session import TrainingSession
 from app.workers import Job
-from ml.training.config import DataConfig, TrainConfig
-
-PRESET_NAMES = [
-    ("Detect automatically", "auto"),
-    ("Folder with one sub-folder per class", "folder"),
-    ("CSV file of paths and labels", "csv"),
-    ("COVID-19 Radiography Database", "covid19_radiography"),
-    ("Paediatric pneumonia (chest_xray/train, val, test)", "pediatric_pneumonia"),
-    ("NIH ChestX-ray14", "nih_chestxray14"),
-    ("CheXpert", "chexpert"),
-    ("SIIM-FISABIO-RSNA COVID-19", "siim_covid19"),
-]
-SAMPLES_PER_CLASS = 4
+from ml.training.config import DataConfig
 
 
 def _scan(config: DataConfig):  # noqa: ANN202
@@ -53,17 +38,18 @@ def _scan(config: DataConfig):  # noqa: ANN202
 
 
 class DataPage(QWizardPage):
-    def __init__(self, wizard: Any) -> None:
+    """The view of :class:`DataPresenter`: renders its state and forwards the user's intent."""
+
+    def __init__(self, session: TrainingSession) -> None:
         super().__init__()
-        self.wiz = wizard
         self.setTitle("1. Data")
         self.setSubTitle(
             "Choose a folder with one sub-folder per class (e.g. NORMAL/ and PNEUMONIA/), a known public "
             "dataset, or a CSV file of image paths and labels, then press Scan. Your images are only read, "
             "never changed."
         )
-        self.data: Any = None
         self.job: Job | None = None
+        self.presenter = DataPresenter(self, session)
         self._build()
 
     # ------------------------------------------------------------------ layout
@@ -132,13 +118,10 @@ class DataPage(QWizardPage):
         self.scan_button = QPushButton("Scan")
         self.scan_button.setObjectName("scanButton")
         self.scan_button.setDefault(True)
-        self.cancel_button = QPushButton("Cancel scan")
-        self.cancel_button.setVisible(False)
-        self.progress = QProgressBar()
-        self.progress.setVisible(False)
+        self.progress = ProgressPanel(formatter=count_text, cancel_text="Cancel scan",
+                                      cancel_tooltip="Stop scanning", object_name="scanProgress")  # fmt: skip
         scan_row = QHBoxLayout()
         scan_row.addWidget(self.scan_button)
-        scan_row.addWidget(self.cancel_button)
         scan_row.addWidget(self.progress, 1)
         self.message = MessageLabel()
         self.message.setObjectName("dataMessage")
@@ -178,18 +161,18 @@ class DataPage(QWizardPage):
 
         self.folder_button.clicked.connect(self._choose_folder)
         self.csv_button.clicked.connect(self._choose_csv)
-        self.path_edit.textChanged.connect(self._source_changed)
-        self.preset_combo.currentIndexChanged.connect(self._source_changed)
+        p = self.presenter
+        self.path_edit.textChanged.connect(p.source_changed)
+        self.preset_combo.currentIndexChanged.connect(p.source_changed)
         for w in (self.path_column, self.label_column, self.chexpert_policy, self.siim_task):
-            w.currentIndexChanged.connect(self._invalidate)
+            w.currentIndexChanged.connect(p.settings_changed)
         for e in (self.label_columns, self.separator, self.image_root):
-            e.textChanged.connect(self._invalidate)
+            e.textChanged.connect(p.settings_changed)
         for c in (self.frontal_only, self.single_image):
-            c.toggled.connect(self._invalidate)
-        self.min_size.valueChanged.connect(self._invalidate)
-        self.scan_button.clicked.connect(self.scan)
-        self.cancel_button.clicked.connect(self.cancel_scan)
-        self.path_edit.returnPressed.connect(self.scan)
+            c.toggled.connect(p.settings_changed)
+        self.min_size.valueChanged.connect(p.settings_changed)
+        self.scan_button.clicked.connect(p.scan)
+        self.path_edit.returnPressed.connect(p.scan)
 
     @staticmethod
     def _column_combo() -> QComboBox:
@@ -198,7 +181,7 @@ class DataPage(QWizardPage):
         w.addItem("")
         return w
 
-    # ------------------------------------------------------------------ source
+    # ------------------------------------------------------------------ intent
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(
             self, "Training images: a folder with one sub-folder per class"
@@ -215,55 +198,22 @@ class DataPage(QWizardPage):
     def set_source(self, path: str, scan: bool = False) -> None:
         self.path_edit.setText(path)
         if scan:
-            self.scan()
+            self.presenter.scan()
 
-    def _source_changed(self) -> None:
-        path = Path(self.path_edit.text().strip()).expanduser()
-        is_csv = path.is_file()
-        self.csv_box.setVisible(is_csv and self.preset_combo.currentData() in ("auto", "csv"))
-        detected = ""
-        if self.path_edit.text().strip() and path.exists():
-            try:
-                from ml.training.presets import detect_preset
+    def scan(self) -> None:
+        self.presenter.scan()
 
-                detected = detect_preset(path)
-            except Exception:  # noqa: BLE001 - detection is a hint only; Scan reports real problems
-                detected = ""
-        names = dict((d, t) for t, d in PRESET_NAMES)
-        self.detected_label.setText(f"detected: {names.get(detected, detected)}" if detected else "")
-        preset = self.preset_combo.currentData()
-        effective = detected if preset == "auto" else preset
-        self.options_box.setVisible(effective in ("chexpert", "siim_covid19"))
-        self.chexpert_policy.setEnabled(effective == "chexpert")
-        self.siim_task.setEnabled(effective == "siim_covid19")
-        if is_csv:
-            self._fill_columns(path)
-        self._invalidate()
+    def cancel_scan(self) -> None:
+        self.presenter.cancel()
 
-    def _fill_columns(self, path: Path) -> None:
-        try:
-            with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-                header = next(csv.reader(fh), [])
-        except OSError:
-            header = []
-        for w in (self.path_column, self.label_column):
-            current = w.currentText()
-            w.blockSignals(True)
-            w.clear()
-            w.addItems(["", *header])
-            w.setCurrentText(current if current in header else "")
-            w.blockSignals(False)
+    def scanning(self) -> bool:
+        return self.presenter.scanning
 
-    def _invalidate(self, *_args: Any) -> None:
-        if self.data is not None:
-            self.data = None
-            self.wiz.data = None
-            self.wiz.data_changed()
-            self.message.info("The settings changed: press Scan again.")
-        self.completeChanged.emit()
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        return self.presenter.is_complete()
 
-    def apply(self, config: TrainConfig) -> None:
-        d = config.data
+    # ------------------------------------------------------------------ DataView
+    def read_settings(self, d: DataConfig) -> None:
         d.path = self.path_edit.text().strip()
         d.preset = str(self.preset_combo.currentData())
         d.path_column = self.path_column.currentText().strip()
@@ -277,99 +227,65 @@ class DataPage(QWizardPage):
         d.chexpert_uncertain = str(self.chexpert_policy.currentData())
         d.siim_task = str(self.siim_task.currentData())
 
-    # ------------------------------------------------------------------ scan
-    def scan(self) -> None:
-        if self.job is not None:
+    def show_source_options(self, o: SourceOptions) -> None:
+        self.csv_box.setVisible(o.csv_columns)
+        self.detected_label.setText(o.detected)
+        self.options_box.setVisible(o.dataset_options)
+        self.chexpert_policy.setEnabled(o.chexpert)
+        self.siim_task.setEnabled(o.siim)
+        if o.csv_header is None:
             return
-        config = TrainConfig()
-        self.apply(config)
-        self.data = None
-        self.wiz.data = None
-        self.wiz.data_changed()
-        self.class_table.setRowCount(0)
-        self.samples.clear()
-        self.problems.clear()
-        if not config.data.path:
-            self.message.error("Choose a folder or a CSV file first.")
-            self.completeChanged.emit()
-            return
-        self.message.info("Scanning…")
-        self.progress.setRange(0, 0)
-        self.progress.setVisible(True)
-        self.cancel_button.setVisible(True)
-        self.scan_button.setEnabled(False)
-        job = Job(_scan(config.data), "scanning the training data")
-        job.signals.progress.connect(self._progress)
-        job.signals.finished.connect(self._scanned)
-        job.signals.error.connect(self.message.error)
-        job.signals.cancelled.connect(lambda: self.message.info("Scan cancelled."))
-        job.signals.done.connect(self._scan_done)
-        self.job = job.start()
-        self.completeChanged.emit()
+        header = list(o.csv_header)
+        for w in (self.path_column, self.label_column):
+            current = w.currentText()
+            w.blockSignals(True)
+            w.clear()
+            w.addItems(["", *header])
+            w.setCurrentText(current if current in header else "")
+            w.blockSignals(False)
 
-    def cancel_scan(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
+    def show_message(self, text: str, error: bool = False) -> None:
+        (self.message.error if error else self.message.info)(text)
 
-    def scanning(self) -> bool:
-        return self.job is not None
+    def show_scanning(self, scanning: bool) -> None:
+        self.scan_button.setEnabled(not scanning)
 
-    def _progress(self, done: int, total: int, message: str) -> None:
-        if total > 0:
-            self.progress.setRange(0, total)
-            self.progress.setValue(done)
-        if message:
-            self.progress.setFormat(f"{message} (%v/%m)")
+    def show_progress(self, done: int, total: int, message: str) -> None:
+        pass  # the progress panel follows the scan job itself
 
-    def _scan_done(self) -> None:
-        self.job = None
-        self.progress.setVisible(False)
-        self.cancel_button.setVisible(False)
-        self.scan_button.setEnabled(True)
-        self.completeChanged.emit()
-
-    def _scanned(self, data: Any) -> None:
-        self.data = data
-        self.wiz.data = data
-        self.wiz.data_changed()
-        rep = data.report
-        counts = data.label_counts()
-        self.class_table.setRowCount(len(data.labels) + 1)
-        for i, label in enumerate([*data.labels, "Total images"]):
-            n = counts.get(label, 0) if i < len(data.labels) else len(data.samples)
+    def show_summary(self, summary: ScanSummary | None) -> None:
+        rows = summary.class_rows if summary else []
+        self.class_table.setRowCount(len(rows))
+        for i, (label, n) in enumerate(rows):
             self.class_table.setItem(i, 0, QTableWidgetItem(label))
             item = QTableWidgetItem(str(n))
             item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.class_table.setItem(i, 1, item)
-        task = (
-            "one label per image" if data.task == "multiclass" else "several labels per image (multi-label)"
-        )
-        kind = dict((d, t) for t, d in PRESET_NAMES).get(rep.kind, rep.kind)
-        lines = [f"{len(data.samples)} images in {len(data.labels)} classes ({task}); {kind}."]
-        if rep.n_duplicates:
-            lines.append(f"{rep.n_duplicates} duplicate file(s) skipped (same content as another file).")
-        else:
-            lines.append("No duplicates found.")
-        if rep.n_unreadable:
-            lines.append(f"{rep.n_unreadable} unreadable file(s) skipped (listed below).")
-        lines += [f"{n} image(s) left out: {reason}." for reason, n in rep.filtered.items()]
-        lines += [f"Note: {n}." for n in rep.notes]
-        self.message.info(" ".join(lines))
         self.problems.clear()
-        for path, reason in rep.unreadable:
-            self.problems.addItem(f"{Path(path).name}: {reason}")
-        for dup, first in rep.duplicates[:50]:
-            self.problems.addItem(f"{Path(dup).name}: duplicate of {Path(first).name}")
-        self.problems_label.setVisible(self.problems.count() > 0)
-        self.problems.setVisible(self.problems.count() > 0)
-        rng = random.Random(0)
-        entries = []
-        for label in data.labels:
-            paths = [s.path for s in data.samples if label in s.labels]
-            for p in sorted(rng.sample(paths, min(SAMPLES_PER_CLASS, len(paths)))):
-                entries.append((p, label, p))
-        self.samples.set_items(entries)
-        self.completeChanged.emit()
+        for line in summary.problems if summary else []:
+            self.problems.addItem(line)
+        shown = self.problems.count() > 0
+        self.problems_label.setVisible(shown)
+        self.problems.setVisible(shown)
+        if summary is None:
+            self.samples.clear()
+        else:
+            self.samples.set_items(summary.samples)
 
-    def isComplete(self) -> bool:  # noqa: N802 - Qt override
-        return self.data is not None and self.job is None and len(self.data.labels) >= 2
+    def start_scan(self, config: DataConfig) -> None:
+        p = self.presenter
+        job = Job(_scan(config), "scanning the training data")
+        job.signals.progress.connect(p.scan_progress)
+        job.signals.finished.connect(p.scan_finished)
+        job.signals.error.connect(p.scan_failed)
+        job.signals.cancelled.connect(p.scan_cancelled)
+        job.signals.done.connect(p.scan_done)
+        self.progress.bind(job, "Scanning")
+        self.job = job.start()
+
+    def stop_scan(self) -> None:
+        if self.job is not None and not self.job.is_done:
+            self.job.cancel()
+
+    def complete_changed(self) -> None:
+        self.completeChanged.emit()

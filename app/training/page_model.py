@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -22,10 +20,17 @@ from PySide6.QtWidgets import (
 )
 
 from app.training.common import MessageLabel, combo, dspin, set_data, spin
+from app.training.model_presenter import (
+    DEFAULT_ARCH,
+    ArchInfo,
+    ModelCatalogue,
+    ModelPresenter,
+    choice_lists,
+    gpu_suffix,
+)
 from app.training.preview import AugmentPreview
+from app.training.session import TrainingSession
 from ml.training.config import AugmentConfig, TrainConfig
-
-DEFAULT_ARCH = "cxr_resnet_small"
 
 
 def _form(tabs: QTabWidget, title: str) -> QFormLayout:
@@ -36,34 +41,19 @@ def _form(tabs: QTabWidget, title: str) -> QFormLayout:
     return form
 
 
-def weight_choices(arch: str) -> list[tuple[str, str]]:
-    """(text, weights value) the architecture can start from on this computer."""
-    from ml.models import catalogue, library
-
-    out = [("None: train from scratch", "none")]
-    installed = {m.name: m for m in library.list_models() if m.error is None}
-    for kind, value, what in (("torchvision", "imagenet", "ImageNet"), ("xrv", "xrv", "TorchXRayVision")):
-        for entry in catalogue.load_catalogue():
-            if entry.kind == kind and entry.architecture == arch and entry.name in installed:
-                out.append((f"{what} weights ({entry.name})", value))
-                break
-    for m in installed.values():
-        if m.manifest is not None and m.manifest.architecture == arch:
-            out.append((f"Continue from library model: {m.name}", str(m.path)))
-    return out
-
-
 class ModelPage(QWizardPage):
-    def __init__(self, wizard: Any) -> None:
+    """The view of :class:`ModelPresenter`."""
+
+    def __init__(self, session: TrainingSession, catalogue: ModelCatalogue | None = None) -> None:
         super().__init__()
-        self.wiz = wizard
         self.setTitle("3. Model and settings")
         self.setSubTitle("The defaults suit a first run on a CPU. Hover over a setting for an explanation.")
         self.preview: AugmentPreview | None = None
-        self._archs_loaded = False
+        self.presenter = ModelPresenter(self, session, catalogue)
         self._build()
 
     def _build(self) -> None:
+        lists = choice_lists()
         tabs = QTabWidget()
         self.tabs = tabs
         # ---- model
@@ -83,13 +73,10 @@ class ModelPage(QWizardPage):
         # ---- input and augmentation
         f = _form(tabs, "Input and augmentation")
         self.image_size = spin(0, 2048, 0, " px", "architecture default", "Input size (square)")
-        self.normalisation = combo([("architecture default", "auto"), ("ImageNet mean/std", "imagenet"),
-                                    ("[0, 1] (none)", "unit"), ("TorchXRayVision", "xrv")], "auto")  # fmt: skip
-        self.resize_mode = combo([("squash to a square", "squash"), ("letterbox (keep aspect)", "letterbox"),
-                                  ("centre crop", "center_crop")], "squash")  # fmt: skip
-        self.voi = combo([("the file's window", "default"), ("automatic window", "auto"), ("full range", "none")],
-                         "default")  # fmt: skip
-        a = AugmentConfig()
+        c, a = TrainConfig(), AugmentConfig()
+        self.normalisation = combo(lists["normalisation"], c.normalisation)
+        self.resize_mode = combo(lists["resize"], c.resize)
+        self.voi = combo(lists["voi"], c.voi)
         self.aug_enabled = QCheckBox("Augment training images")
         self.aug_enabled.setChecked(a.enabled)
         self.rotation = dspin(0, 45, a.rotation, 1, 1, "°")
@@ -132,26 +119,20 @@ class ModelPage(QWizardPage):
         f.addRow("", self.vflip)
         # ---- optimisation
         f = _form(tabs, "Optimisation")
-        self.optimizer = combo([("AdamW", "adamw"), ("Adam", "adam"), ("SGD with momentum", "sgd")], "adamw")
+        self.optimizer = combo(lists["optimizer"], c.optimizer)
         self.amsgrad = QCheckBox("AMSGrad")
         self.lr = dspin(1e-6, 1.0, 1e-3, 6, 1e-4)
         self.weight_decay = dspin(0, 1.0, 1e-4, 6, 1e-4)
         self.batch_size = spin(1, 4096, 32)
         self.epochs = spin(1, 10_000, 10)
-        self.scheduler = combo([("cosine", "cosine"), ("step", "step"), ("on plateau", "plateau"),
-                                ("constant", "none")], "cosine")  # fmt: skip
+        self.scheduler = combo(lists["scheduler"], c.scheduler)
         self.warmup = dspin(0, 100, 0, 1, 0.5, " epochs")
         self.early = QCheckBox("Early stopping")
         self.early.setChecked(True)
-        self.monitor = combo([("automatic (validation loss)", "auto"), ("validation loss", "val_loss"),
-                              ("validation accuracy", "val_accuracy"), ("validation AUROC", "val_auroc"),
-                              ("validation F1", "val_f1")], "auto",
-                             "The metric that picks the best epoch and stops early")  # fmt: skip
+        self.monitor = combo(lists["monitor"], c.monitor, "The metric that picks the best epoch and stops early")
         self.patience = spin(1, 1000, 5, " epochs")
         self.smoothing = dspin(0, 0.5, 0.0, 2, 0.05)
-        self.imbalance = combo([("none", "none"), ("class weights in the loss", "class_weights"),
-                                ("weighted sampler", "sampler"), ("BCE pos_weight (multi-label)", "pos_weight")],
-                               "none")  # fmt: skip
+        self.imbalance = combo(lists["imbalance"], c.imbalance)
         opt = QHBoxLayout()
         opt.addWidget(self.optimizer)
         opt.addWidget(self.amsgrad)
@@ -172,9 +153,7 @@ class ModelPage(QWizardPage):
         f.addRow("Class imbalance", self.imbalance)
         # ---- execution
         f = _form(tabs, "Execution and auto-tune")
-        self.device = combo(
-            [("automatic (GPU when available)", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda")], "auto"
-        )
+        self.device = combo(lists["device"], c.device)
         self.amp = QCheckBox("Mixed precision (GPU only)")
         self.amp.setChecked(True)
         self.seed_label = QLabel("The seed is set on the split page.")
@@ -182,7 +161,7 @@ class ModelPage(QWizardPage):
         self.trials = spin(0, 1000, 0, " trials", "off", "Optuna search over learning rate, weight decay and "
                            "augmentation strength; the best is then trained")  # fmt: skip
         self.tune_epochs = spin(0, 1000, 0, " epochs", "same as training")
-        self.nproc = spin(1, 64, 1, " GPUs", tip="Processes per node in the exported torchrun command")
+        self.nproc = spin(1, 64, 1, gpu_suffix(1), tip="Processes per node in the exported torchrun command")
         self.export_button = QPushButton("Export config and command…")
         f.addRow("Device", self.device)
         f.addRow("", self.amp)
@@ -197,42 +176,46 @@ class ModelPage(QWizardPage):
         layout = QVBoxLayout(self)
         layout.addWidget(tabs, 1)
         layout.addWidget(self.message)
-        self.arch.currentIndexChanged.connect(self._arch_changed)
+        p = self.presenter
+        self.arch.currentIndexChanged.connect(p.architecture_changed)
+        self.nproc.valueChanged.connect(p.gpus_changed)
         self.preview_button.clicked.connect(self.show_preview)
         self.export_button.clicked.connect(self._export_dialog)
 
-    # ------------------------------------------------------------------ state
     def initializePage(self) -> None:  # noqa: N802 - Qt override
-        if not self._archs_loaded:
-            from ml.models.registry import architectures
+        self.presenter.page_shown()
 
-            current = self.arch.currentData()
-            self.arch.blockSignals(True)
-            self.arch.clear()
-            for name in architectures():
-                self.arch.addItem(name, name)
-            set_data(self.arch, current or DEFAULT_ARCH)
-            self.arch.blockSignals(False)
-            self._archs_loaded = True
-        self._arch_changed()
+    def validatePage(self) -> bool:  # noqa: N802 - Qt override
+        return self.presenter.validate()
 
-    def _arch_changed(self, *_args: Any) -> None:
-        name = self.arch.currentData()
-        if not name or not self._archs_loaded:
-            return
-        from ml.models.registry import get_spec
+    # ------------------------------------------------------------------ ModelView
+    def show_architectures(self, names: list[str], current: str) -> None:
+        self.arch.blockSignals(True)
+        self.arch.clear()
+        for name in names:
+            self.arch.addItem(name, name)
+        set_data(self.arch, current)
+        self.arch.blockSignals(False)
 
-        spec = get_spec(name)
-        self.arch_info.setText(f"{spec.description} · default input {spec.default_input_size} px, "
-                               f"{spec.default_channels} channel(s)")  # fmt: skip
-        self.image_size.setSpecialValueText(f"default ({spec.default_input_size} px)")
+    def current_architecture(self) -> str:
+        return str(self.arch.currentData() or "")
+
+    def show_architecture(self, info: ArchInfo) -> None:
+        self.arch_info.setText(info.info)
+        self.image_size.setSpecialValueText(info.default_size)
         current = self.weights.currentData()
         self.weights.clear()
-        for text, value in weight_choices(name):
+        for text, value in info.weights:
             self.weights.addItem(text, value)
         set_data(self.weights, current)
 
-    def apply(self, config: TrainConfig) -> None:
+    def show_gpu_suffix(self, suffix: str) -> None:
+        self.nproc.setSuffix(suffix)
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        (self.message.error if error else self.message.info)(text)
+
+    def read_settings(self, config: TrainConfig) -> None:
         config.arch = str(self.arch.currentData() or DEFAULT_ARCH)
         config.weights = str(self.weights.currentData() or "none")
         config.freeze_backbone_epochs = self.freeze.value()
@@ -266,51 +249,30 @@ class ModelPage(QWizardPage):
         config.tune_trials = self.trials.value()
         config.tune_epochs = self.tune_epochs.value()
 
-    def validatePage(self) -> bool:  # noqa: N802 - Qt override
-        try:
-            self.wiz.build_config()
-        except Exception as exc:  # noqa: BLE001 - ConfigError: a readable message on the page
-            self.message.error(str(exc))
-            return False
-        self.message.info("")
-        return True
-
     # ------------------------------------------------------------------ actions
     def show_preview(self) -> AugmentPreview | None:
-        data = self.wiz.data
-        if data is None or not data.samples:
-            self.message.error("Scan the data first: the preview shows one of your images.")
+        request = self.presenter.preview_request()
+        if request is None:
             return None
-        split = self.wiz.split
-        samples = split.subset("train") if split is not None else data.samples
-        config = TrainConfig()
-        self.wiz.data_page.apply(config)
-        self.wiz.split_page.apply(config)
-        self.apply(config)
+        config, path, labels, task = request
         self.preview = AugmentPreview(self)
         self.preview.show()
-        self.preview.start(config, (samples or data.samples)[0].path, list(data.labels), data.task)
+        self.preview.start(config, path, labels, task)
         return self.preview
 
     def _export_dialog(self) -> None:
-        try:
-            config = self.wiz.build_config()
-        except Exception as exc:  # noqa: BLE001
-            self.message.error(str(exc))
+        if not self.presenter.validate():
             return
         folder = QFileDialog.getExistingDirectory(self, "Folder for config.json")
         if folder:
-            self.export_to(folder, config)
+            self.export_to(folder)
 
-    def export_to(self, folder: str, config: TrainConfig | None = None) -> tuple[str, str]:
-        from app.training.process import export_config
-
-        config = config or self.wiz.build_config()
-        path, command = export_config(config, folder, self.nproc.value())
-        text = (
-            f"Wrote {path}.\n\nOn the GPU server, in the folder that holds config.json (change data.path in "
-            f"it if the images live elsewhere there):\n\n{command}\n"
-        )
+    def export_to(self, folder: str) -> tuple[str, str]:
+        """Write ``folder/config.json`` and show the torchrun command; ("", "") when the settings are invalid."""
+        result = self.presenter.export(folder, self.nproc.value())
+        if result is None:
+            return "", ""
+        path, command, text = result
         dialog = QDialog(self)
         dialog.setWindowTitle("Train on a GPU server")
         box = QPlainTextEdit(text)
@@ -326,5 +288,4 @@ class ModelPage(QWizardPage):
         dialog.resize(720, 240)
         dialog.show()
         self.export_dialog = dialog
-        self.message.info(f"Config written to {path}.")
         return str(path), command

@@ -19,17 +19,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.training.common import MessageLabel, combo, spin
+from app.training.session import TrainingSession
+from app.training.split_presenter import PATIENT_SOURCES, SplitPresenter, SplitSettings, SplitTable
 from app.workers import Job
-from ml.training.config import SplitConfig, TrainConfig
-
-PATIENT_SOURCES = [
-    ("Automatic (DICOM PatientID, CSV column or known file names)", "auto"),
-    ("DICOM PatientID", "dicom"),
-    ("File-name pattern (regular expression)", "regex"),
-    ("CSV column", "column"),
-    ("None: each image is its own patient", "none"),
-]
-SPLIT_NAMES = {"train": "Training", "val": "Validation", "test": "Test"}
+from ml.training.config import SplitConfig
 
 
 def _split_job(data: Any, config: SplitConfig, seed: int):  # noqa: ANN202
@@ -39,17 +32,17 @@ def _split_job(data: Any, config: SplitConfig, seed: int):  # noqa: ANN202
 
 
 class SplitPage(QWizardPage):
-    def __init__(self, wizard: Any) -> None:
+    """The view of :class:`SplitPresenter`."""
+
+    def __init__(self, session: TrainingSession) -> None:
         super().__init__()
-        self.wiz = wizard
         self.setTitle("2. Split")
         self.setSubTitle(
             "Every image of one patient goes into the same part, so the model is tested on patients it has "
             "never seen. Classes are spread evenly over the parts."
         )
-        self.split: Any = None
         self.job: Job | None = None
-        self._again = False
+        self.presenter = SplitPresenter(self, session)
         self._build()
 
     def _build(self) -> None:
@@ -96,123 +89,76 @@ class SplitPage(QWizardPage):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.message)
 
+        p = self.presenter
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.setInterval(300)
-        self.timer.timeout.connect(self.compute)
+        self.timer.timeout.connect(p.compute)
         for w in (self.train_pct, self.val_pct, self.test_pct, self.seed, self.max_images):
-            w.valueChanged.connect(self._changed)
+            w.valueChanged.connect(p.settings_changed)
         for c in (self.predefined, self.balanced):
-            c.toggled.connect(self._changed)
-        self.patient_combo.currentIndexChanged.connect(self._patient_mode)
-        self.patient_arg.textChanged.connect(self._changed)
+            c.toggled.connect(p.settings_changed)
+        self.patient_combo.currentIndexChanged.connect(p.patient_mode_changed)
+        self.patient_arg.textChanged.connect(p.settings_changed)
 
-    def _patient_mode(self) -> None:
-        mode = self.patient_combo.currentData()
-        self.patient_arg.setEnabled(mode in ("regex", "column"))
-        self.patient_arg.setPlaceholderText(
-            r"e.g. (\d+)_\d+\.png" if mode == "regex" else "column name" if mode == "column" else ""
-        )
-        self._changed()
+    def initializePage(self) -> None:  # noqa: N802 - Qt override
+        self.presenter.page_shown()
 
-    def _changed(self, *_args: Any) -> None:
-        self.split = None
-        self.wiz.split = None
-        self.completeChanged.emit()
-        self.timer.start()
+    def compute(self) -> None:
+        self.presenter.compute()
 
-    def patient_id(self) -> str:
-        mode = str(self.patient_combo.currentData())
-        if mode in ("regex", "column"):
-            return f"{mode}:{self.patient_arg.text().strip()}"
-        return mode
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        return self.presenter.is_complete()
 
-    def apply(self, config: TrainConfig) -> None:
-        pct = [self.train_pct.value(), self.val_pct.value(), self.test_pct.value()]
-        total = sum(pct) or 1
-        config.split = SplitConfig(
-            ratios=[p / total for p in pct],
-            patient_id=self.patient_id(),
-            use_predefined=self.predefined.isChecked(),
+    # ------------------------------------------------------------------ SplitView
+    def read_settings(self) -> SplitSettings:
+        return SplitSettings(
+            percent=[self.train_pct.value(), self.val_pct.value(), self.test_pct.value()],
+            patient_mode=str(self.patient_combo.currentData()),
+            patient_arg=self.patient_arg.text(),
+            seed=self.seed.value(),
+            predefined=self.predefined.isChecked(),
             balanced=self.balanced.isChecked(),
             max_images=self.max_images.value(),
         )
-        config.seed = self.seed.value()
 
-    def initializePage(self) -> None:  # noqa: N802 - Qt override
-        if self.split is None or self.wiz.split is None:
-            self.compute()
+    def show_patient_argument(self, enabled: bool, placeholder: str) -> None:
+        self.patient_arg.setEnabled(enabled)
+        self.patient_arg.setPlaceholderText(placeholder)
 
-    def compute(self) -> None:
-        if self.job is not None:
-            self._again = True
+    def show_message(self, text: str, error: bool = False) -> None:
+        (self.message.error if error else self.message.info)(text)
+
+    def show_table(self, table: SplitTable | None) -> None:
+        if table is None:
+            self.table.setRowCount(0)
+            self.level_label.setText("")
             return
-        data = self.wiz.data
-        if data is None:
-            return
-        self.timer.stop()
-        config = TrainConfig()
-        self.apply(config)
-        self.split = None
-        if self.patient_combo.currentData() in ("regex", "column") and not self.patient_arg.text().strip():
-            self.message.error("Enter the file-name pattern or the column that holds the patient ID.")
-            self.completeChanged.emit()
-            return
-        self.message.info("Splitting…")
-        job = Job(_split_job(data, config.split, config.seed), "splitting the data")
-        job.signals.finished.connect(self._show)
-        job.signals.error.connect(self._failed)
-        job.signals.done.connect(self._done)
-        self.job = job.start()
-
-    def _done(self) -> None:
-        self.job = None
-        if self._again:
-            self._again = False
-            self.compute()
-        self.completeChanged.emit()
-
-    def _failed(self, message: str) -> None:
-        self.table.setRowCount(0)
-        self.level_label.setText("")
-        self.message.error(message)
-
-    def _show(self, split: Any) -> None:
-        if self._again:
-            return  # settings changed while this split was computed
-        self.split = split
-        self.wiz.split = split
-        s = split.summary()
-        labels = list(split.labels)
-        cols = ["Part", "Patients", "Images", *labels]
-        self.table.setColumnCount(len(cols))
-        self.table.setHorizontalHeaderLabels(cols)
-        self.table.setRowCount(3)
-        for i, name in enumerate(("train", "val", "test")):
-            d = s["splits"][name]
-            row = [SPLIT_NAMES[name], d["patients"], d["images"], *[d["per_class"].get(x, 0) for x in labels]]
-            for j, v in enumerate(row):
-                item = QTableWidgetItem(str(v))
+        self.table.setColumnCount(len(table.columns))
+        self.table.setHorizontalHeaderLabels(table.columns)
+        self.table.setRowCount(len(table.rows))
+        for i, row in enumerate(table.rows):
+            for j, text in enumerate(row):
+                item = QTableWidgetItem(text)
                 if j:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(i, j, item)
-        if split.level == "patient":
-            self.level_label.setText(f"Patient-level split; patient IDs from {split.source}. "
-                                     "No patient is in two parts.")  # fmt: skip
-        else:
-            self.level_label.setText(
-                "Image-level split: no patient IDs were found, so each image counts as its own patient. If "
-                "a patient has several images, choose where the patient ID comes from."
-            )
-        if not s["splits"]["test"]["images"]:
-            self.split = self.wiz.split = None
-            self.message.error("The test part is empty, so the model could not be evaluated: raise the test "
-                               "ratio or add images.")  # fmt: skip
-        elif not s["splits"]["val"]["images"]:
-            self.message.info("The validation part is empty: the best epoch is chosen on the training loss.")
-        else:
-            self.message.info("Press Next to choose the model and its settings.")
-        self.completeChanged.emit()
+        self.level_label.setText(table.level)
 
-    def isComplete(self) -> bool:  # noqa: N802 - Qt override
-        return self.split is not None and self.job is None and not self.timer.isActive()
+    def schedule(self) -> None:
+        self.timer.start()
+
+    def pending(self) -> bool:
+        return self.timer.isActive()
+
+    def start_split(self, data: Any, config: SplitConfig, seed: int) -> None:
+        self.timer.stop()
+        p = self.presenter
+        job = Job(_split_job(data, config, seed), "splitting the data")
+        job.signals.finished.connect(p.split_ready)
+        job.signals.error.connect(p.split_failed)
+        job.signals.done.connect(p.split_done)
+        self.job = job.start()
+
+    def complete_changed(self) -> None:
+        self.completeChanged.emit()

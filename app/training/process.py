@@ -11,65 +11,26 @@ Nothing here blocks the GUI thread.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from collections import deque
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from ml.training.events import read_events
+from app.training.commands import cxr_program, export_config, repo_root, torchrun_command, train_arguments
+from app.training.run_presenter import EXIT_STOPPED
+from ml.training.events import ErrorEvent, read_events
 
 POLL_MS = 250
-EXIT_STOPPED = 3  # cxr train's exit status after a cancel (TrainingStopped)
 STOP_FILE = "STOP"  # ml.training.runner.STOP_FILE (not imported: that module imports torch)
 
-
-def cxr_program() -> tuple[str, list[str]]:
-    """The program and leading arguments that run the ``cxr`` command line."""
-    if getattr(sys, "frozen", False):  # PyInstaller: the application's own executable takes `train ...`
-        return sys.executable, []
-    return sys.executable, ["-m", "ml"]
-
-
-def train_arguments(run_dir: Path, config_path: Path | None = None, resume: bool = False) -> list[str]:
-    """Arguments of ``cxr train`` for a new run (``config_path``) or a resumed one."""
-    events = str(run_dir / "events.jsonl")
-    if resume:
-        return ["train", "--resume", str(run_dir), "--events", events, "--quiet"]
-    if config_path is None:
-        raise ValueError("a new run needs its config file")
-    return ["train", "--config", str(config_path), "--out", str(run_dir), "--events", events, "--quiet"]
-
-
-def torchrun_command(config_file: str | os.PathLike[str], out_dir: str, nproc: int = 1) -> str:
-    """The exact command that runs the same training on a GPU server with torchrun."""
-    return (
-        f"torchrun --nproc_per_node={int(nproc)} -m ml train --config {shlex.quote(str(config_file))} "
-        f"--out {shlex.quote(out_dir)}"
-    )
-
-
-def export_config(config: Any, folder: str | os.PathLike[str], nproc: int = 1) -> tuple[Path, str]:
-    """Write ``folder/config.json`` (atomically) and return it with the torchrun command line."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "config.json"
-    config.save(path)
-    return path, torchrun_command("config.json", "runs/" + (config.name or config.arch), nproc)
-
-
-def _repo_root() -> str:
-    import ml
-
-    return str(Path(ml.__file__).resolve().parents[1])
+__all__ = ["EXIT_STOPPED", "TrainingProcess", "cxr_program", "export_config", "torchrun_command", "train_arguments"]
 
 
 class TrainingProcess(QObject):
     """One ``cxr train`` process and its events. ``finished(exit_code, message)`` fires once it ends."""
 
-    events = Signal(list)  # list[dict]: new events, in order
+    events = Signal(list)  # list[ml.training.events.Event]: new events, in order
     started = Signal()
     finished = Signal(int, str)  # exit status (-1 when it crashed), a readable last line
 
@@ -104,7 +65,7 @@ class TrainingProcess(QObject):
         for key, value in os.environ.items():
             env.insert(key, value)
         if not getattr(sys, "frozen", False):
-            root = _repo_root()
+            root = repo_root()
             old = os.environ.get("PYTHONPATH", "")
             env.insert("PYTHONPATH", root + (os.pathsep + old if old else ""))
         env.insert("PYTHONUNBUFFERED", "1")
@@ -137,8 +98,8 @@ class TrainingProcess(QObject):
             return
         new, self.offset = read_events(self.run_dir / "events.jsonl", self.offset)
         for e in new:
-            if e.get("event") == "error":
-                self.last_error_event = str(e.get("message") or "")
+            if isinstance(e, ErrorEvent):
+                self.last_error_event = e.message
         if new:
             self.events.emit(new)
 
