@@ -26,6 +26,14 @@ from PySide6.QtWidgets import (
 from app.browser import BrowserPanel, ImageLoader, IndexController, ThumbnailLoader, local_paths
 from app.browser.texts import opened_message
 from app.dialogs import NOT_FOR_DIAGNOSTIC_USE, ShortcutsDialog, format_problems, show_about, show_message
+from app.menus import (
+    IMAGE_FILTER,
+    ZIP_FILTER,
+    fill_recent_menu,
+    group_viewer_actions,
+    make_action,
+    useful_recent,
+)
 from app.progress import ProgressPanel, count_text
 from app.settings import Preferences, Settings
 from app.tags import TagPanel
@@ -33,37 +41,6 @@ from ml.errors import CxrError
 from ml.imaging.index import InstanceEntry, StudyIndex
 
 log = logging.getLogger(__name__)
-
-# View menu sections, by the viewer actions' object names (prefix match); the rest go at the end.
-VIEW_SECTIONS = (
-    ("&Tools", ("viewer_tool_",)),
-    ("&Window / level", ("viewer_preset_", "viewer_auto_window", "viewer_invert", "viewer_reset")),
-    ("&Zoom and orientation", ("viewer_zoom", "viewer_rotate", "viewer_flip", "viewer_magnifier")),
-    ("&Frames and cine", ("viewer_next_frame", "viewer_previous_frame", "viewer_first_frame",
-                          "viewer_last_frame", "viewer_cine")),
-    ("&Measurements", ("viewer_delete_measurement", "viewer_clear_measurements")),
-)
-
-
-def group_viewer_actions(actions: list[QAction]) -> list[tuple[str, list[QAction]]]:
-    """(section title, actions) in VIEW_SECTIONS order; unknown actions in a last "More" section."""
-    groups: list[tuple[str, list[QAction]]] = [(title, []) for title, _ in VIEW_SECTIONS]
-    rest: list[QAction] = []
-    for action in actions:
-        name = action.objectName()
-        for i, (_title, prefixes) in enumerate(VIEW_SECTIONS):
-            if name.startswith(prefixes):
-                groups[i][1].append(action)
-                break
-        else:
-            rest.append(action)
-    if rest:
-        groups.append(("&More", rest))
-    return [(title, acts) for title, acts in groups if acts]
-
-
-IMAGE_FILTER = "Images (*.dcm *.dicom *.DCM *.png *.jpg *.jpeg *.PNG *.JPG *.JPEG DICOMDIR);;All files (*)"
-
 
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, viewer: QWidget | None = None):
@@ -134,29 +111,20 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.disclaimer)
         self._set_busy(False)
 
-    def _action(self, text: str, slot, shortcut: QKeySequence | str | None = None) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(slot)
-        return action
-
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        self.open_files_action = self._action("&Open files…", self.open_files_dialog, QKeySequence.StandardKey.Open)
-        self.open_folder_action = self._action("Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O")
-        self.open_zip_action = self._action("Open &ZIP…", self.open_zip_dialog, "Ctrl+Alt+O")
+        self.open_files_action = make_action(self, "&Open files…", self.open_files_dialog, QKeySequence.StandardKey.Open)
+        self.open_folder_action = make_action(self, "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O")
+        self.open_zip_action = make_action(self, "Open &ZIP…", self.open_zip_dialog, "Ctrl+Alt+O")
         self.recent_menu = QMenu("Open &recent", self)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        self.export_action = self._action(
-            "&Export view as PNG (with overlays)…", lambda: self.export_png_dialog(True), "Ctrl+E"
-        )
-        self.export_plain_action = self._action(
-            "Export view as PNG (&without overlays)…", lambda: self.export_png_dialog(False), "Ctrl+Shift+E"
-        )
-        self.close_all_action = self._action("&Close all studies", self.close_all, QKeySequence.StandardKey.Close)
-        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.export_action = make_action(self, "&Export view as PNG (with overlays)…",
+                                         lambda: self.export_png_dialog(True), "Ctrl+E")
+        self.export_plain_action = make_action(self, "Export view as PNG (&without overlays)…",
+                                               lambda: self.export_png_dialog(False), "Ctrl+Shift+E")
+        self.close_all_action = make_action(self, "&Close all studies", self.close_all, QKeySequence.StandardKey.Close)
+        self.quit_action = make_action(self, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.file_actions = [self.open_files_action, self.open_folder_action, self.open_zip_action]
         file_menu.addActions(self.file_actions)
         file_menu.addMenu(self.recent_menu)
@@ -175,9 +143,9 @@ class MainWindow(QMainWindow):
         self.panels_menu = view_menu.addMenu("&Panels")
         for dock in (self.browser_dock, self.tags_dock):
             self.panels_menu.addAction(dock.toggleViewAction())
-        self.full_screen_action = self._action("&Full screen", self._toggle_full_screen, QKeySequence.StandardKey.FullScreen)
+        self.full_screen_action = make_action(self, "&Full screen", self._toggle_full_screen, QKeySequence.StandardKey.FullScreen)
         self.full_screen_action.setCheckable(True)
-        self.focus_search_action = self._action("Search &tags", self._focus_tag_search, QKeySequence.StandardKey.Find)
+        self.focus_search_action = make_action(self, "Search &tags", self._focus_tag_search, QKeySequence.StandardKey.Find)
         view_menu.addActions([self.full_screen_action, self.focus_search_action])
         self.window_actions = [self.full_screen_action, self.focus_search_action]
 
@@ -185,8 +153,8 @@ class MainWindow(QMainWindow):
         self.analysis_menu.setObjectName("analysisMenu")
 
         help_menu = bar.addMenu("&Help")
-        self.shortcuts_action = self._action("&Keyboard shortcuts", self.show_shortcuts, "F1")
-        self.about_action = self._action("&About CXR Studio", lambda: show_about(self))
+        self.shortcuts_action = make_action(self, "&Keyboard shortcuts", self.show_shortcuts, "F1")
+        self.about_action = make_action(self, "&About CXR Studio", lambda: show_about(self))
         help_menu.addActions([self.shortcuts_action, self.about_action])
         self._update_enabled()
 
@@ -249,21 +217,13 @@ class MainWindow(QMainWindow):
             self.open_paths([folder])
 
     def open_zip_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open ZIP", self._start_dir(), "ZIP archives (*.zip);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open ZIP", self._start_dir(), ZIP_FILTER)
         if path:
             self.open_paths([path])
 
     def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recent = self.settings.recent_files()
-        for i, path in enumerate(recent, start=1):
-            action = self.recent_menu.addAction(f"&{i % 10}  {Path(path).name}   —   {path}")
-            action.setEnabled(os.path.exists(path))
-            action.triggered.connect(lambda _checked=False, p=path: self.open_paths([p]))
-        if not recent:
-            self.recent_menu.addAction("(none)").setEnabled(False)
-        self.recent_menu.addSeparator()
-        self.recent_menu.addAction("Clear recent files", self.settings.clear_recent).setEnabled(bool(recent))
+        fill_recent_menu(self.recent_menu, self.settings.recent_files(), lambda p: self.open_paths([p]),
+                         self.settings.clear_recent)
 
     # -- drag and drop -----------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
@@ -322,8 +282,7 @@ class MainWindow(QMainWindow):
 
     def _remember(self, paths: list[str], entries: list[InstanceEntry]) -> None:
         """Recent files: the opened paths that gave at least one file (not a stray text file)."""
-        sources = [e.source for e in entries]
-        useful = [p for p in paths if any(s == p or s.startswith((p + os.sep, p + ":")) for s in sources)]
+        useful = useful_recent(paths, [e.source for e in entries])
         if useful:
             self.settings.add_recent(useful)
 
@@ -338,9 +297,7 @@ class MainWindow(QMainWindow):
         if not entry.is_image:
             why = f"{name} is a {entry.meta.sop_class_name or 'non-image DICOM object'}: it has no image to show."
             self.loader.load_header_only(entry.path)
-            clear = getattr(self.viewer, "clear", None)
-            if callable(clear):
-                clear()
+            self.viewer.clear()
             self.tags.clear(why)
             self.setWindowTitle(f"{name} — CXR Studio")
             self.statusBar().showMessage(why, 15000)
@@ -379,10 +336,8 @@ class MainWindow(QMainWindow):
         return callable(getter) and getter() is not None
 
     def _update_enabled(self, *_args) -> None:
-        has = self._has_image()
-        for action in (getattr(self, "export_action", None), getattr(self, "export_plain_action", None)):
-            if action is not None:
-                action.setEnabled(has)
+        for action in (self.export_action, self.export_plain_action):
+            action.setEnabled(self._has_image())
 
     def export_png_dialog(self, with_overlays: bool) -> None:
         if not self._has_image():

@@ -48,3 +48,115 @@ def test_ruff_lint_is_clean() -> None:
     res = subprocess.run([str(ruff), "check", "--no-cache", str(REPO)], cwd=REPO, capture_output=True,
                          text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stdout[-3000:]
+
+
+# ------------------------------------------------------------------ import cycles (grimp)
+
+def _import_graph() -> dict[str, set[str]]:
+    """module -> the project modules it imports (also inside functions and TYPE_CHECKING blocks)."""
+    import grimp
+
+    graph = grimp.build_graph("app", "ml", include_external_packages=False, cache_dir=None)
+    modules = set(graph.modules)
+    return {m: set(graph.find_modules_directly_imported_by(m)) & modules for m in modules}
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one member (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def _package_of(module: str) -> str:
+    """ml.imaging.read -> ml.imaging; ml.cli -> ml.cli (a top-level module is its own room)."""
+    parts = module.split(".")
+    if len(parts) > 2:
+        return ".".join(parts[:2])
+    return module
+
+
+# Cycles that exist today and are being removed (issue 7): may shrink, never grow.
+KNOWN_CYCLES: list[set[str]] = [
+    {"ml.training.finish", "ml.training.rundata", "ml.training.runner"},  # H4: training as data flow
+]
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert _cycles(edges) == [["a", "b", "c"]]
+
+
+def test_no_import_cycles_between_modules() -> None:
+    new = [c for c in _cycles(_import_graph()) if not any(set(c) <= known for known in KNOWN_CYCLES)]
+    assert not new, f"import cycles in app/ or ml/ (break them, e.g. move the shared part down): {new}"
+
+
+def test_no_import_cycles_between_packages() -> None:
+    """ml.imaging, ml.models, app.viewer, app.analysis, ...: the arrows between rooms go one way."""
+    modules = _import_graph()
+    rooms: dict[str, set[str]] = {}
+    for module, imported in modules.items():
+        room = _package_of(module)
+        rooms.setdefault(room, set()).update(_package_of(m) for m in imported)
+    for room, targets in rooms.items():
+        targets.discard(room)
+    assert not _cycles(rooms), f"packages that import each other: {_cycles(rooms)}"
+
+
+# ------------------------------------------------------------------ module size
+
+MAX_LINES = 400
+# Modules over MAX_LINES today, with their size when this check was added: they may only shrink
+# (the coordinator tightens the list when the split lands). Do not add to it.
+LARGE_MODULES = {
+    "ml/models/importing.py": 568,
+    "ml/training/sources.py": 483,
+    "ml/training/runner.py": 442,
+}
+
+
+def test_no_module_over_400_lines() -> None:
+    too_big = []
+    for path in sorted([*(REPO / "app").rglob("*.py"), *(REPO / "ml").rglob("*.py")]):
+        rel = path.relative_to(REPO).as_posix()
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        limit = max(MAX_LINES, LARGE_MODULES.get(rel, 0))
+        if lines > limit:
+            too_big.append(f"{rel}: {lines} lines (limit {limit})")
+    assert not too_big, "split these modules (one responsibility each): " + "; ".join(too_big)
