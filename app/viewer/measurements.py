@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -111,6 +111,8 @@ class _Item:
     m: Measurement
     roi: pg.ROI
     label: pg.TextItem
+    # mouse buttons and hover acceptance of its graphics, kept while it is being drawn
+    saved_input: dict[int, tuple[QtCore.Qt.MouseButton, bool]] = field(default_factory=dict)
 
 
 class MeasurementLayer(QtCore.QObject):
@@ -170,6 +172,7 @@ class MeasurementLayer(QtCore.QObject):
         m = Measurement(kind, [p, p])
         item = self._make_item(m)
         self._drawing = item
+        self._set_interactive(item, False)
         self._items.append(item)
         self._select(item)
 
@@ -190,6 +193,7 @@ class MeasurementLayer(QtCore.QObject):
         if item.m.kind == "angle" and len(item.m.points) < 3:
             item.m.points.append(p)
             item.roi.addFreeHandle(p)
+            self._set_interactive(item, False)
             self._apply_points(item)
             return False
         self.finish()
@@ -200,6 +204,7 @@ class MeasurementLayer(QtCore.QObject):
         item, self._drawing = self._drawing, None
         if item is None:
             return None
+        self._set_interactive(item, True)
         (xa, ya), (xb, yb) = item.m.points[0], item.m.points[-1]
         if item.m.kind in ("rect", "ellipse"):
             degenerate = abs(xb - xa) < 1 or abs(yb - ya) < 1
@@ -274,6 +279,20 @@ class MeasurementLayer(QtCore.QObject):
         label.setVisible(self._visible)
         self._update_value(item)
         return item
+
+    @staticmethod
+    def _set_interactive(item: _Item, on: bool) -> None:
+        """While a measurement is drawn its ROI and handles ignore the mouse: the point being placed
+        follows the cursor, so the next click would otherwise land on the ROI instead of the tool."""
+        for g in [item.roi, *(h["item"] for h in item.roi.handles)]:
+            saved = item.saved_input.pop(id(g), None) if on else None
+            if on and saved is not None:
+                g.setAcceptedMouseButtons(saved[0])
+                g.setAcceptHoverEvents(saved[1])
+            elif not on:
+                item.saved_input.setdefault(id(g), (g.acceptedMouseButtons(), g.acceptHoverEvents()))
+                g.setAcceptedMouseButtons(QtCore.Qt.MouseButton.NoButton)
+                g.setAcceptHoverEvents(False)
 
     def _apply_points(self, item: _Item) -> None:
         """Move the ROI to the measurement's points (while drawing)."""

@@ -26,6 +26,7 @@ __all__ = ["MEASURE_TOOLS", "TOOLS", "InteractionViewBox", "ToolHandler", "ToolS
 WHEEL_STEP = 1.2  # zoom factor per wheel notch
 DRAG_ZOOM_PER_PX = 0.01  # log zoom per pixel of right-drag
 WL_PIXELS_FOR_FULL_RANGE = 512.0  # a 512-pixel drag sweeps the image's whole value range
+CLICK_SLOP_PX = 6.0  # an angle-tool drag shorter than this (screen pixels) is a click
 
 Btn = QtCore.Qt.MouseButton
 
@@ -62,6 +63,7 @@ class ToolHandler:
         self.state = state
         self.scene = scene
         self._wl_start: Window | None = None
+        self._began_by_drag = False
 
     @property
     def tool(self) -> str:
@@ -155,13 +157,20 @@ class ToolHandler:
         layer = self.scene.measurement_layer()
         p = self._image_point(ev.scenePos())
         if ev.isStart():
-            if self.tool == "angle" and layer.drawing() == "angle":
-                layer.drag_to(p)
-            else:
+            self._began_by_drag = not (self.tool == "angle" and layer.drawing() == "angle")
+            if self._began_by_drag:
                 layer.begin(self.tool, self._image_point(ev.buttonDownScenePos()))
         layer.drag_to(p)
         if ev.isFinish():
-            if self.tool == "angle":
-                layer.add_point(p)  # the drag placed A and the vertex; a click places the third point
-            else:
+            if self.tool != "angle":
                 layer.finish()
+            elif self._began_by_drag and _screen_distance(ev) < CLICK_SLOP_PX:
+                # a shaky click (held, moved a pixel or two): it placed the first point only
+                layer.drag_to(self._image_point(ev.buttonDownScenePos()))
+            else:
+                layer.add_point(p)  # a drag placed A and the vertex (or fixed the point being placed)
+
+
+def _screen_distance(ev) -> float:
+    d = ev.screenPos() - ev.buttonDownScreenPos()
+    return math.hypot(d.x(), d.y())
