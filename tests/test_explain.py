@@ -200,3 +200,54 @@ def test_gradcam_and_occlusion_point_at_the_lesion(trained) -> None:
                 hits[name] += ph.contains(*h.argmax(), margin=4)
     assert hits["gradcam"] >= 0.8 * len(held_out), hits
     assert hits["occlusion"] >= 0.8 * len(held_out), hits
+
+
+# --------------------------------------------------------------------------- agreement with pytorch-grad-cam
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel())[0, 1])
+
+
+@pytest.mark.parametrize("arch", ["densenet121", "resnet50"])
+def test_gradcam_agrees_with_pytorch_grad_cam(arch: str, shared_data) -> None:
+    """Same weights, same input: our Grad-CAM (DenseNet: the post-ReLU maps the classifier pools)
+    matches pytorch-grad-cam's on the source grid of a real radiograph, for every label."""
+    pgc = pytest.importorskip("pytorch_grad_cam")
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from ml.imaging.read import read_image
+    from ml.models.manifest import default_normalisation
+
+    torch.set_num_threads(1)
+    image = read_image(shared_data / "dicom" / "rsna_cxr_pa.dcm")
+    m = manifest(
+        architecture=arch, labels=["a", "b", "c"], channels=3, input_size=224,
+        normalisation=default_normalisation("imagenet", 3),
+    )  # fmt: skip
+    x, geometry = prepare(image, 0, m)
+    x = torch.from_numpy(x)[None]
+    torch.manual_seed(0)
+    # torchvision's own module, in-place ReLUs and all, as a pytorch-grad-cam user runs it
+    net = getattr(torchvision.models, arch)(weights=None, num_classes=3)
+    with torch.no_grad():  # BatchNorm statistics from this input (random ones saturate the network)
+        for mod in net.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.reset_running_stats()
+                mod.momentum = None
+        net.train()(torch.cat([x, x.flip(-1)]))
+    net.eval()
+    layer = net.features[-1] if arch == "densenet121" else net.layer4[-1]  # pytorch-grad-cam's README
+    pre_relu = []
+    with GradCam(net, m) as ours, pgc.GradCAM(model=net, target_layers=[layer]) as theirs:
+        for target in range(3):
+            reference = geometry.to_source_grid(
+                theirs(input_tensor=x.clone(), targets=[ClassifierOutputTarget(target)])[0]
+            )
+            assert reference.max() > 0  # a map with evidence, not an empty one
+            r = _pearson(ours.explain(image, target=target).values, reference)
+            assert r >= 0.99, (arch, target, r)
+            if arch == "densenet121":  # the explicit pre-ReLU option is a different map
+                with GradCam(net, m, layer="features.norm5") as before_relu:
+                    pre_relu.append(_pearson(before_relu.explain(image, target=target).values, reference))
+    assert arch != "densenet121" or min(pre_relu) < 0.95, pre_relu

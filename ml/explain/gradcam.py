@@ -1,7 +1,7 @@
 """Grad-CAM with Captum's ``LayerGradCam`` on each architecture's last convolutional block.
 
-The layer comes from the architecture registry (``ArchitectureSpec.target_layer``: ``features.norm5``
-for DenseNet-121, ``layer4`` for ResNets, ``features`` for EfficientNet/MobileNet, ``layer3`` for
+The layer comes from the architecture registry (``ArchitectureSpec.target_layer``: ``final_relu``
+for DenseNet-121 (the post-ReLU maps the classifier pools, as in pytorch-grad-cam), ``layer4`` for ResNets, ``features`` for EfficientNet/MobileNet, ``layer3`` for
 the compact CNN) unless ``layer`` names another module. The map is ReLU'd (only evidence *for* the
 target), upsampled bilinearly with ``LayerAttribution.interpolate`` to the network-input grid, and
 then mapped to the source image grid by the base class. The target is the class score (logit).

@@ -15,12 +15,15 @@ channels and a head of the wrong size is left at its random initialisation.
 In-place ReLU and explanations
 ------------------------------
 torchvision's ``DenseNet.forward`` applies ``F.relu(features, inplace=True)`` to the output of
-``features.norm5``, which is the Grad-CAM layer: the in-place op would overwrite the activation a
-forward hook captured and rebase its autograd history. Our DenseNet builders therefore return
-:class:`CamFriendlyDenseNet`, whose forward uses an out-of-place ReLU (same weights, same outputs,
-one extra 1024 x 7 x 7 buffer). For any model that did *not* come from this registry, the explainer
-must call :func:`prepare_for_explanation` first: it swaps a torchvision ``DenseNet`` to that class and
-sets ``inplace=False`` on every activation module, so no hooked tensor is modified in place.
+``features.norm5``: the in-place op would overwrite the activation a forward hook captured and
+rebase its autograd history. Our DenseNet builders therefore return :class:`CamFriendlyDenseNet`,
+whose final ReLU is an out-of-place module, ``final_relu`` (same weights, same outputs, one extra
+1024 x 7 x 7 buffer). Its output - the post-ReLU maps the classifier actually pools - is DenseNet's
+Grad-CAM layer, as in pytorch-grad-cam (``features.norm5``, before the ReLU, would mix in negative
+evidence the classifier never sees; name it explicitly to get it). For any model that did *not*
+come from this registry, the explainer must call :func:`prepare_for_explanation` first: it swaps a
+torchvision ``DenseNet`` to that class (adding ``final_relu``) and sets ``inplace=False`` on every
+activation module, so no tensor a hook captured is modified in place.
 """
 
 from __future__ import annotations
@@ -69,11 +72,25 @@ class ArchitectureSpec:
 
 
 class CamFriendlyDenseNet(torchvision.models.DenseNet):
-    """torchvision DenseNet whose final ReLU is out of place (see the module docstring)."""
+    """torchvision DenseNet whose final ReLU is an out-of-place module, ``final_relu``.
+
+    Same weights, same state dict keys and same outputs as torchvision's. ``final_relu``'s output is
+    what the classifier sees (the post-ReLU feature maps): the Grad-CAM layer. The forward applies
+    ReLU once more after it (a no-op on the values), so the gradient at that layer is the gradient
+    with respect to the maps before the ReLU (zero where the ReLU is off): Grad-CAM's channel
+    weights then count only the positions that reach the classifier, exactly what pytorch-grad-cam
+    computes on torchvision's DenseNet (whose in-place ReLU gives it post-ReLU activations and
+    pre-ReLU gradients).
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.final_relu = nn.ReLU(inplace=False)
 
     def forward(self, x: Tensor) -> Tensor:
         features = self.features(x)
-        out = F.relu(features, inplace=False)
+        relu = getattr(self, "final_relu", None)
+        out = F.relu(relu(features)) if relu is not None else F.relu(features, inplace=False)
         out = F.adaptive_avg_pool2d(out, (1, 1))
         out = torch.flatten(out, 1)
         return self.classifier(out)
@@ -168,7 +185,7 @@ def register(spec: ArchitectureSpec) -> None:
 
 tvm = torchvision.models
 for _s in [
-    _spec("densenet121", _densenet121, "features.norm5", "classifier", "classifier", "features.conv0",
+    _spec("densenet121", _densenet121, "final_relu", "classifier", "classifier", "features.conv0",
           description="torchvision DenseNet-121"),
     _spec("resnet18", _tv(tvm.resnet18, "conv1"), "layer4", "fc", "fc", "conv1",
           description="torchvision ResNet-18"),
@@ -182,7 +199,7 @@ for _s in [
     ],
     _spec("mobilenet_v3_large", _tv(tvm.mobilenet_v3_large, "features.0.0"), "features", "classifier",
           "classifier.3", "features.0.0", description="torchvision MobileNetV3-Large"),
-    _spec("xrv_densenet121", _densenet121, "features.norm5", "classifier", "classifier", "features.conv0",
+    _spec("xrv_densenet121", _densenet121, "final_relu", "classifier", "classifier", "features.conv0",
           default_channels=1, default_normalisation="xrv", default_labels=list(XRV_LABELS),
           description="TorchXRayVision DenseNet-121 (torchvision layout, 1 channel, 224 px, 18 outputs)"),
     _spec("xrv_resnet50", _tv(tvm.resnet50, "conv1"), "layer4", "fc", "fc", "conv1",
@@ -341,6 +358,8 @@ def prepare_for_explanation(model: nn.Module) -> nn.Module:
     """
     if type(model) is torchvision.models.DenseNet:
         model.__class__ = CamFriendlyDenseNet
+    if isinstance(model, CamFriendlyDenseNet) and not hasattr(model, "final_relu"):
+        model.final_relu = nn.ReLU(inplace=False)
     for m in model.modules():
         if hasattr(m, "inplace") and isinstance(m.inplace, bool):
             m.inplace = False

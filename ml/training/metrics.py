@@ -6,6 +6,19 @@ Multi-class models are scored one-vs-rest per class on the arg-max prediction. M
 one threshold per label (chosen on the validation split by :func:`choose_thresholds`, F1-optimal);
 targets of -1 (unknown, e.g. CheXpert uncertain labels under the "ignore" policy) are left out of
 that label's metrics.
+
+Macro averages follow one rule, scikit-learn's default (:data:`MACRO_RULE`, also written into every
+metrics file as ``macro_rule``): the unweighted mean over every class of the model (multi-label:
+every label with at least one known target), a per-class precision, recall, specificity or F1 that
+is undefined (e.g. precision of a class never predicted) counting as 0 - ``zero_division=0``. The
+per-class value itself stays undefined (None, shown as "-"). The macro AUROC is the mean over the
+classes where the AUROC is defined (scikit-learn refuses to compute it otherwise); ``macro_auroc_n``
+says over how many.
+
+Small samples are not dressed up as results: an AUROC needs at least one positive and one negative,
+and its bootstrap interval at least :data:`MIN_FOR_CI` of each (and patients to resample);
+otherwise the value is None and ``auroc_note`` / ``auroc_ci95_note`` say why ("not estimable
+(n = ...)").
 """
 
 from __future__ import annotations
@@ -32,6 +45,12 @@ from torchmetrics.functional.classification import (
 from ml.fileio import write_text_atomic
 
 MAX_ROC_POINTS = 200
+#: positives and negatives (each) a bootstrap interval of the AUROC needs
+MIN_FOR_CI = 5
+MACRO_RULE = (
+    "unweighted mean over all classes; an undefined per-class precision/recall/specificity/F1 counts "
+    "as 0 (scikit-learn's default, zero_division=0); AUROC: mean over the classes where it is defined"
+)
 
 
 def _f(x: Any) -> float | None:
@@ -67,7 +86,10 @@ def _bootstrap_auroc(
     rng: np.random.Generator,
 ) -> list[float] | None:
     """95% percentile interval of the AUROC over ``n_boot`` resamplings of patients."""
-    if n_boot <= 0 or _auroc(scores, positive) is None:
+    pos = int(positive.sum())
+    if n_boot <= 0 or min(pos, int(positive.numel()) - pos) < MIN_FOR_CI or len(groups) < 2:
+        return None
+    if _auroc(scores, positive) is None:
         return None
     values = []
     for _ in range(n_boot):
@@ -116,8 +138,31 @@ def _binary_stats(pred: torch.Tensor, positive: torch.Tensor) -> dict[str, float
 
 
 def _macro(per_class: dict[str, dict[str, Any]], key: str) -> float | None:
-    vals = [v[key] for v in per_class.values() if v.get(key) is not None]
-    return float(np.mean(vals)) if vals else None
+    """Macro average under :data:`MACRO_RULE`."""
+    scored = [v for v in per_class.values() if "tp" in v or "precision" in v]  # has known targets
+    if key == "auroc":
+        vals = [v[key] for v in scored if v.get(key) is not None]
+        return float(np.mean(vals)) if vals else None
+    if not scored:
+        return None
+    return float(np.mean([v.get(key) or 0.0 for v in scored]))
+
+
+def _counts_note(positives: int, negatives: int) -> str:
+    return f"not estimable (n = {positives} positive, {negatives} negative)"
+
+
+def _auroc_notes(positive: torch.Tensor, groups: int, auroc: float | None, ci: list[float] | None) -> dict:
+    pos = int(positive.sum())
+    neg = int(positive.numel()) - pos
+    notes: dict[str, str] = {}
+    if auroc is None:
+        notes["auroc_note"] = _counts_note(pos, neg)
+    if ci is None:
+        notes["auroc_ci95_note"] = (
+            _counts_note(pos, neg) if min(pos, neg) < MIN_FOR_CI else f"not estimable ({groups} patient(s))"
+        )
+    return notes
 
 
 def compute_metrics(
@@ -168,14 +213,17 @@ def compute_metrics(
             positive = t == j
             negatives = int((t != j).sum())
             predicted = int(cm[:, j].sum())  # undefined ratios are None, not 0
+            auroc = _auroc(probs[:, j], positive)
+            ci = _bootstrap_auroc(probs[:, j], positive, groups, n_boot, rng)
             per_class[label] = {
                 "precision": _f(prec[j]) if predicted else None,
                 "recall": _f(rec[j]) if positive.any() else None,
                 "specificity": _f(spec[j]) if negatives else None,
                 "f1": _f(f1[j]) if positive.any() or predicted else None,
                 "support": int(positive.sum()),
-                "auroc": _auroc(probs[:, j], positive),
-                "auroc_ci95": _bootstrap_auroc(probs[:, j], positive, groups, n_boot, rng),
+                "auroc": auroc,
+                "auroc_ci95": ci,
+                **_auroc_notes(positive, len(groups), auroc, ci),
             }
             roc[label] = _roc_points(probs[:, j], positive)
     else:
@@ -198,11 +246,10 @@ def compute_metrics(
             sub_groups = _patient_groups(
                 int(known.sum()), [p for p, k in zip(patients, known, strict=True) if k] if patients else None
             )
-            stats.update(
-                threshold=thr,
-                auroc=_auroc(scores, positive),
-                auroc_ci95=_bootstrap_auroc(scores, positive, sub_groups, n_boot, rng),
-            )
+            auroc = _auroc(scores, positive)
+            ci = _bootstrap_auroc(scores, positive, sub_groups, n_boot, rng)
+            stats.update(threshold=thr, auroc=auroc, auroc_ci95=ci)
+            stats.update(_auroc_notes(positive, len(sub_groups), auroc, ci))
             cms[label] = [[stats.pop("tn"), stats.pop("fp")], [stats.pop("fn"), stats.pop("tp")]]
             per_class[label] = stats
             roc[label] = _roc_points(scores, positive)
@@ -211,6 +258,8 @@ def compute_metrics(
         out["confusion_matrix"] = cms  # per label [[tn, fp], [fn, tp]]
     out["per_class"] = per_class
     out["macro"] = {k: _macro(per_class, k) for k in ("precision", "recall", "specificity", "f1", "auroc")}
+    out["macro"]["auroc_n"] = sum(1 for v in per_class.values() if v.get("auroc") is not None)
+    out["macro_rule"] = MACRO_RULE
     out["roc"] = roc
     return out
 
@@ -264,11 +313,14 @@ def format_table(metrics: dict[str, Any]) -> str:
     for label, m in rows:
         ci = m.get("auroc_ci95")
         ci_s = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " " * 14
+        note = m.get("auroc_note") or m.get("auroc_ci95_note")
         lines.append(
             f"{label:<{width}}  {fmt(m.get('precision'))}  {fmt(m.get('recall'))}  "
             f"{fmt(m.get('specificity'))}  {fmt(m.get('f1'))}  {fmt(m.get('auroc'))}  {ci_s}  "
-            f"{m.get('support', '')}"
+            f"{m.get('support', '')}" + (f"  AUROC {note}" if note else "")
         )
+    if metrics.get("macro_rule"):
+        lines.append(f"macro: {metrics['macro_rule']}")
     return "\n".join(lines)
 
 
