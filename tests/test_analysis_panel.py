@@ -40,6 +40,15 @@ def rsna() -> Path:
     return RSNA
 
 
+@pytest.fixture(autouse=True)
+def _no_shipped_default_model(monkeypatch) -> None:
+    """These tests install their own models; the default model shipped in resources/models would be
+    installed and chosen first (test_the_shipped_default_model_is_installed_and_chosen covers that)."""
+    from ml.models import library
+
+    monkeypatch.setattr(library, "bundled_default_model", lambda: None)
+
+
 def install_tiny_model(name: str = "tiny-cxr", seed: int = 2) -> Path:
     """A random cxr_resnet_small. Seed 2 gives a Grad-CAM with positive evidence on the RSNA image;
     seed 0's map is all zero (see test_heatmap_without_positive_evidence_says_so)."""
@@ -146,6 +155,29 @@ def test_torch_not_loaded_at_start_and_no_model_offer(qtbot, tmp_path: Path) -> 
         dialog.import_path(str(moved))
         qtbot.waitUntil(lambda: panel.stack.currentIndex() == READY, timeout=WAIT_MS)
         assert panel.current_model_name() == "imported-model"
+    finally:
+        close(window, qtbot)
+
+
+def test_the_shipped_default_model_is_installed_and_chosen(qtbot, tmp_path: Path, monkeypatch) -> None:
+    """The model shipped with the app (resources/models) is installed on first use, with no network,
+    and the panel chooses it although another model comes first in the list."""
+    from ml.models import library
+
+    shipped = tmp_path / "resources" / library.file_name_for(library.DEFAULT_MODEL_NAME)
+    shipped.parent.mkdir()
+    shutil.move(install_tiny_model(library.DEFAULT_MODEL_NAME), shipped)
+    install_tiny_model("aaa-first-in-the-list")
+    monkeypatch.setattr(library, "bundled_default_model", lambda: shipped)
+    window, panel = make_panel(qtbot, tmp_path)
+    try:
+        qtbot.waitUntil(lambda: panel.stack.currentIndex() == READY, timeout=WAIT_MS)
+        names = [panel.model_combo.itemData(i) for i in range(panel.model_combo.count())]
+        assert names == ["aaa-first-in-the-list", library.DEFAULT_MODEL_NAME]
+        assert panel.current_model_name() == library.DEFAULT_MODEL_NAME
+        qtbot.waitUntil(lambda: panel.loaded is not None, timeout=WAIT_MS)
+        assert panel.loaded.manifest.name == library.DEFAULT_MODEL_NAME
+        assert (library.models_dir() / shipped.name).is_file()  # installed into the library
     finally:
         close(window, qtbot)
 

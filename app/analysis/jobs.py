@@ -7,6 +7,7 @@ Qt-free and torch-free at import: the presenters import it, and their tests run 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from ml.errors import CxrError
 from ml.imaging.image import XRayImage
 from ml.inference.batch import BatchOutcome
 from ml.progress import CancelToken, ProgressCallback, check, report
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 
@@ -52,9 +55,14 @@ class LoadedModel:
 def list_models(
     _progress: ProgressCallback | None = None, _cancel: CancelToken | None = None
 ) -> list[ModelInfo]:
-    """Installed models (manifests only)."""
+    """Installed models (manifests only); the default model shipped with the app is installed into
+    the library the first time (from resources/models, no network) and comes marked ``default``."""
     from ml.models import library
 
+    try:
+        library.ensure_default_model()
+    except (CxrError, OSError) as exc:  # the other models are still listed
+        log.warning("the shipped default model could not be installed: %s", exc)
     return [
         ModelInfo(m.name, Path(m.path), m.manifest, m.error, bool(getattr(m, "default", False)))
         for m in library.list_models()

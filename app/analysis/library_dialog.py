@@ -219,7 +219,7 @@ class ModelLibraryDialog(QDialog):
         layout.addWidget(self.progress)
         layout.addWidget(close)
 
-        self.presenter = LibraryPresenter(self, QtJobRunner())
+        self.presenter = LibraryPresenter(self, QtJobRunner(owner=self))
         p = self.presenter
         self.installed.currentRowChanged.connect(p.model_chosen)
         self.catalogue.currentRowChanged.connect(self._show_entry)

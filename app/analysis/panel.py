@@ -108,8 +108,8 @@ class AnalysisPanel(QWidget):
         for name in self._WIDGETS:
             setattr(self, name, getattr(self.ui, name))
         self.layer = HeatmapLayer(viewer)
-        self.presenter = AnalysisPresenter(self, self.images, QtJobRunner(threads=1, name="analysis"),
-                                           settings, lister=QtJobRunner())  # fmt: skip
+        self.presenter = AnalysisPresenter(self, self.images, QtJobRunner(threads=1, name="analysis", owner=self),
+                                           settings, lister=QtJobRunner(owner=self))  # fmt: skip
         self.show_device(self.presenter.state.device)
         self.presenter.set_auto_explain(self.auto_explain.isChecked())
         self._connect()
