@@ -294,6 +294,10 @@ def test_main_opens_command_line_paths_without_importing_torch(tmp_path, data):
         from PySide6.QtCore import QTimer
         from app.__main__ import create_application, main
         from app.main_window import MainWindow
+        import ml.models.library
+        # no shipped default model here: the analysis panel installs and warms it up in the
+        # background at start (that loads torch, by design); this test is about opening files
+        ml.models.library.bundled_default_model = lambda: None
 
         app, _ = create_application(["-platform", "offscreen"])
         seen = {{"tries": 0}}
