@@ -84,11 +84,12 @@ def test_session_builds_one_validated_config_from_every_page_part() -> None:
     s.add_config_part(lambda c: setattr(c, "epochs", 3))
     config = s.build_config()
     assert config.data.path == "/data" and config.epochs == 3 and s.config.epochs == 3
-    seen = []
-    s.subscribe(seen.append)
     s.split = object()
     s.set_data(labelled_set({"a": 1, "b": 1}))
-    assert s.split is None and seen == ["data"]  # a new scan: the old split no longer applies
+    assert s.split is None  # a new scan: the old split no longer applies
+    s.new_run(Path("/runs/1"))
+    with pytest.raises(ValueError):
+        s.set_run_state("paused")
 
 
 # ---------------------------------------------------------------------------- data page
@@ -241,6 +242,14 @@ def test_combo_boxes_offer_exactly_the_configs_choices_with_words() -> None:
                         ("normalisation", cfg.NORMALISATIONS)):  # fmt: skip
         assert [v for _t, v in lists[key]] == list(values), key
         assert all(text == CHOICE_TEXT[key][v] for text, v in lists[key]), f"{key}: a value without words"
+    from app.training.split_presenter import PATIENT_SOURCES, PATIENT_TEXT
+
+    for pairs, values, texts in ((dp.PRESET_NAMES, cfg.PRESET_CHOICES, dp.PRESET_TEXT),
+                                 (dp.CHEXPERT_NAMES, cfg.CHEXPERT_POLICIES, dp.CHEXPERT_TEXT),
+                                 (dp.SIIM_NAMES, cfg.SIIM_TASKS, dp.SIIM_TEXT),
+                                 (PATIENT_SOURCES, cfg.PATIENT_ID_MODES, PATIENT_TEXT)):  # fmt: skip
+        assert [v for _t, v in pairs] == list(values)
+        assert all(text == texts[v] for text, v in pairs)
     defaults = TrainConfig()
     for key in ("optimizer", "scheduler", "monitor", "imbalance", "resize", "voi", "normalisation", "device"):
         assert getattr(defaults, key) in [v for _t, v in lists[key]], key

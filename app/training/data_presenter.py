@@ -1,8 +1,9 @@
 """Wizard page 1's rules, Qt-free: which options apply to the source, the scan, and its summary.
 
 The view (:class:`app.training.page_data.DataPage`) renders and forwards intent; it implements
-:class:`DataView`. The scan itself runs on the view's worker (``view.start_scan``) and its outcome
-comes back through ``scan_finished`` / ``scan_failed`` / ``scan_cancelled`` / ``scan_done``.
+:class:`DataView`. The scan itself runs on the view's worker (``view.start_scan``, its progress shown
+by the one :class:`app.progress.ProgressPanel` bound to the job) and its outcome comes back
+through ``scan_finished`` / ``scan_failed`` / ``scan_cancelled`` / ``scan_done``.
 """
 
 from __future__ import annotations
@@ -14,20 +15,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.training.session import TrainingSession
+from app.training.session import TrainingSession, choices
+from ml.training import config as cfg
 from ml.training.config import DataConfig, TrainConfig
 
-PRESET_NAMES = [
-    ("Detect automatically", "auto"),
-    ("Folder with one sub-folder per class", "folder"),
-    ("CSV file of paths and labels", "csv"),
-    ("COVID-19 Radiography Database", "covid19_radiography"),
-    ("Paediatric pneumonia (chest_xray/train, val, test)", "pediatric_pneumonia"),
-    ("NIH ChestX-ray14", "nih_chestxray14"),
-    ("CheXpert", "chexpert"),
-    ("SIIM-FISABIO-RSNA COVID-19", "siim_covid19"),
-]
-PRESET_TEXT = {value: text for text, value in PRESET_NAMES}
+#: words for the config's choice lists (ml.training.config: PRESET_CHOICES, CHEXPERT_POLICIES, SIIM_TASKS)
+PRESET_TEXT = {
+    "auto": "Detect automatically",
+    "folder": "Folder with one sub-folder per class",
+    "csv": "CSV file of paths and labels",
+    "covid19_radiography": "COVID-19 Radiography Database",
+    "pediatric_pneumonia": "Paediatric pneumonia (chest_xray/train, val, test)",
+    "nih_chestxray14": "NIH ChestX-ray14",
+    "chexpert": "CheXpert",
+    "siim_covid19": "SIIM-FISABIO-RSNA COVID-19",
+}
+CHEXPERT_TEXT = {"ignore": "ignore (left out of the loss)", "zeros": "treat as negative", "ones": "treat as positive"}
+SIIM_TEXT = {"binary": "negative vs. the rest (binary)", "4class": "four classes"}
+PRESET_NAMES = choices(cfg.PRESET_CHOICES, PRESET_TEXT)
+CHEXPERT_NAMES = choices(cfg.CHEXPERT_POLICIES, CHEXPERT_TEXT)
+SIIM_NAMES = choices(cfg.SIIM_TASKS, SIIM_TEXT)
 SAMPLES_PER_CLASS = 4
 STALE = "The settings changed: press Scan again."
 
@@ -57,7 +64,6 @@ class DataView(Protocol):
     def show_source_options(self, options: SourceOptions) -> None: ...
     def show_message(self, text: str, error: bool = False) -> None: ...
     def show_scanning(self, scanning: bool) -> None: ...
-    def show_progress(self, done: int, total: int, message: str) -> None: ...
     def show_summary(self, summary: ScanSummary | None) -> None: ...
     def start_scan(self, config: DataConfig) -> None: ...
     def stop_scan(self) -> None: ...
@@ -174,9 +180,6 @@ class DataPresenter:
             self.view.stop_scan()
 
     # ------------------------------------------------------------------ the scan's outcome
-    def scan_progress(self, done: int, total: int, message: str) -> None:
-        self.view.show_progress(done, total, message)
-
     def scan_finished(self, data: Any) -> None:
         self.session.set_data(data)
         summary = summarise(data)

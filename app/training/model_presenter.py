@@ -8,13 +8,12 @@ architecture registry and the model library import torch, so they are reached th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from app.training.run_presenter import weights_phrase
-from app.training.session import TrainingSession
+from app.training.session import TrainingSession, choices
 from ml.training import config as cfg
 
 DEFAULT_ARCH = "cxr_resnet_small"
@@ -34,11 +33,6 @@ CHOICE_TEXT: dict[str, dict[str, str]] = {
     "device": {"auto": "automatic (GPU when available)", "cpu": "CPU", "cuda": "CUDA GPU"},
 }  # fmt: skip
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def choices(values: Sequence[str], texts: dict[str, str]) -> list[tuple[str, str]]:
-    """(text, value) pairs for a combo box, in the order of the config's choice list."""
-    return [(texts.get(v, v), v) for v in values]
 
 
 def choice_lists() -> dict[str, list[tuple[str, str]]]:

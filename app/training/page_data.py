@@ -25,7 +25,14 @@ from PySide6.QtWidgets import (
 
 from app.progress import ProgressPanel, count_text
 from app.training.common import Gallery, MessageLabel, combo, spin
-from app.training.data_presenter import PRESET_NAMES, DataPresenter, ScanSummary, SourceOptions
+from app.training.data_presenter import (
+    CHEXPERT_NAMES,
+    PRESET_NAMES,
+    SIIM_NAMES,
+    DataPresenter,
+    ScanSummary,
+    SourceOptions,
+)
 from app.training.session import TrainingSession
 from app.workers import Job
 from ml.training.config import DataConfig
@@ -92,11 +99,8 @@ class DataPage(QWizardPage):
 
         self.options_box = QGroupBox("Dataset options")
         opt_form = QFormLayout(self.options_box)
-        self.chexpert_policy = combo([("ignore (left out of the loss)", "ignore"), ("treat as negative", "zeros"),
-                                      ("treat as positive", "ones")], "ignore")  # fmt: skip
-        self.siim_task = combo(
-            [("negative vs. the rest (binary)", "binary"), ("four classes", "4class")], "binary"
-        )
+        self.chexpert_policy = combo(CHEXPERT_NAMES, DataConfig().chexpert_uncertain)
+        self.siim_task = combo(SIIM_NAMES, DataConfig().siim_task)
         opt_form.addRow("CheXpert uncertain labels", self.chexpert_policy)
         opt_form.addRow("SIIM task", self.siim_task)
         self.options_box.setVisible(False)
@@ -250,9 +254,6 @@ class DataPage(QWizardPage):
     def show_scanning(self, scanning: bool) -> None:
         self.scan_button.setEnabled(not scanning)
 
-    def show_progress(self, done: int, total: int, message: str) -> None:
-        pass  # the progress panel follows the scan job itself
-
     def show_summary(self, summary: ScanSummary | None) -> None:
         rows = summary.class_rows if summary else []
         self.class_table.setRowCount(len(rows))
@@ -275,7 +276,6 @@ class DataPage(QWizardPage):
     def start_scan(self, config: DataConfig) -> None:
         p = self.presenter
         job = Job(_scan(config), "scanning the training data")
-        job.signals.progress.connect(p.scan_progress)
         job.signals.finished.connect(p.scan_finished)
         job.signals.error.connect(p.scan_failed)
         job.signals.cancelled.connect(p.scan_cancelled)

@@ -9,7 +9,7 @@ registers the function that writes its part (data source, split, model settings)
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,12 @@ from ml.training.config import TrainConfig
 ConfigPart = Callable[[TrainConfig], None]
 
 RUN_STATES = ("idle", "running", "stopping", "stopped", "failed", "finished")
+
+
+def choices(values: Sequence[str], texts: dict[str, str]) -> list[tuple[str, str]]:
+    """(text, value) pairs for a combo box, in the order of a config choice list (a value without words
+    is shown as itself)."""
+    return [(texts.get(v, v), v) for v in values]
 
 
 @dataclass
@@ -58,38 +64,25 @@ class TrainingSession:
     run: RunState = field(default_factory=RunState)
     evaluation: Evaluation = field(default_factory=Evaluation)
     parts: list[ConfigPart] = field(default_factory=list, repr=False)
-    listeners: list[Callable[[str], None]] = field(default_factory=list, repr=False)
 
     # ------------------------------------------------------------------ changes
-    def subscribe(self, listener: Callable[[str], None]) -> None:
-        """``listener(what)`` is called after ``data``, ``split``, ``run`` or ``evaluation`` changed."""
-        self.listeners.append(listener)
-
-    def _changed(self, what: str) -> None:
-        for listener in list(self.listeners):
-            listener(what)
-
     def set_data(self, data: Any) -> None:
         """A new scan result (or None): the split computed from the old data no longer applies."""
         self.data = data
         self.split = None
-        self._changed("data")
 
     def set_split(self, split: Any) -> None:
         self.split = split
-        self._changed("split")
 
     def new_run(self, run_dir: Path) -> RunState:
         self.run = RunState(run_dir=Path(run_dir))
         self.evaluation = Evaluation()
-        self._changed("run")
         return self.run
 
     def set_run_state(self, state: str) -> None:
         if state not in RUN_STATES:
             raise ValueError(f"unknown run state {state!r}")
         self.run.state = state
-        self._changed("run")
 
     # ------------------------------------------------------------------ config
     def add_config_part(self, part: ConfigPart) -> None:

@@ -11,16 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.training.session import TrainingSession
-from ml.training.config import SplitConfig, TrainConfig
+from app.training.session import TrainingSession, choices
+from ml.training.config import PATIENT_ID_MODES, SplitConfig, TrainConfig
 
-PATIENT_SOURCES = [
-    ("Automatic (DICOM PatientID, CSV column or known file names)", "auto"),
-    ("DICOM PatientID", "dicom"),
-    ("File-name pattern (regular expression)", "regex"),
-    ("CSV column", "column"),
-    ("None: each image is its own patient", "none"),
-]
+#: words for ml.training.config.PATIENT_ID_MODES
+PATIENT_TEXT = {
+    "auto": "Automatic (DICOM PatientID, CSV column or known file names)",
+    "dicom": "DICOM PatientID",
+    "regex": "File-name pattern (regular expression)",
+    "column": "CSV column",
+    "none": "None: each image is its own patient",
+}
+PATIENT_SOURCES = choices(PATIENT_ID_MODES, PATIENT_TEXT)
 SPLIT_NAMES = {"train": "Training", "val": "Validation", "test": "Test"}
 NEEDS_ARGUMENT = ("regex", "column")
 
