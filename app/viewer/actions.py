@@ -1,8 +1,9 @@
 """Every tool and command of the image view as a QAction with a shortcut (for menus and Help).
 
-The actions are added to the viewer with ``Qt.WidgetWithChildrenShortcut`` context: the keys work
-when the image view has the keyboard focus, so single-letter keys never steal typing from a text
-field elsewhere in the window. The main window may put the same actions in its menus.
+The actions are added to the viewer with ``Qt.WidgetWithChildrenShortcut`` context (the keys work
+when the image view has the keyboard focus). A main window makes them window-wide with
+:func:`app.viewer.shortcuts.install_window_shortcuts` (text fields keep their typing, lists keep the
+arrow keys) and may put the same actions in its menus.
 
 Window, presets, inversion, rotation/flip, frames and the tool change the display model
 (:class:`app.viewer.state.DisplayState`); zoom, reset, magnifier, cine and measurement commands
