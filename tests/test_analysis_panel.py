@@ -364,6 +364,7 @@ def test_pdf_png_reports_and_csv(ready, qtbot, tmp_path: Path) -> None:
     text = re.sub(r"\s+", " ", pdf_text(data))  # Qt maps the space glyph to a tab in its CMap
     assert "Not for diagnostic use" in text
     assert "Model: tiny-cxr, version 1.0" in text and "Pneumonia" in text and "Normal" in text
+    assert "weak" in text and "strongest in this image" in text  # the heatmap's colour scale
     png = panel.export_png(tmp_path / "report.png")
     from PIL import Image
 
@@ -557,3 +558,28 @@ def test_uncalibrated_labels_are_greyed_and_listed_last(qtbot) -> None:
     assert model.index(2, 0).data(Qt.ItemDataRole.ForegroundRole).color() == UNCALIBRATED_COLOUR
     assert "never called positive" in model.index(2, 1).data(Qt.ItemDataRole.ToolTipRole)
     assert model.index(0, 0).data() == "Nodule"
+
+
+def test_heatmap_colour_scale_follows_colour_map_and_threshold(qtbot) -> None:
+    """The legend next to the heatmap controls: the colour map from weak (left) to strongest (right),
+    greyed below the threshold, i.e. exactly the values that are not drawn over the image."""
+    from app.analysis.heatmap import LEGEND_HIDDEN, HeatmapControls, lookup_table
+
+    controls = HeatmapControls()
+    qtbot.addWidget(controls)
+
+    def legend_rgb() -> np.ndarray:
+        image = controls.legend.pixmap().toImage()
+        return np.array([[image.pixelColor(x, 6).getRgb()[:3] for x in range(image.width())]])[0]
+
+    controls.threshold.setValue(0)
+    rgb = legend_rgb()
+    lut = lookup_table("inferno")
+    assert tuple(rgb[0]) == tuple(lut[0, :3]) and tuple(rgb[-1]) == tuple(lut[255, :3])
+    controls.threshold.setValue(50)
+    rgb = legend_rgb()
+    half = len(rgb) // 2
+    assert all(tuple(c) == LEGEND_HIDDEN for c in rgb[: half - 1])  # not drawn: grey
+    assert tuple(rgb[-1]) == tuple(lut[255, :3]) and tuple(rgb[half + 1]) != LEGEND_HIDDEN
+    controls.colour_map.setCurrentText("viridis")
+    assert tuple(legend_rgb()[-1]) == tuple(lookup_table("viridis")[255, :3])

@@ -7,7 +7,8 @@ coloured with a colour map; values below the threshold are transparent; opacity 
 :func:`colour_heatmap` does the colouring for the layer and for the report alike.
 
 :class:`HeatmapControls` is the form: method (Grad-CAM, occlusion with window and stride), target
-label, colour map, opacity, threshold, show/hide, and the Explain button.
+label, colour map, opacity, threshold, show/hide, the colour scale (:func:`legend_image`: weak to
+strongest evidence, the hidden part below the threshold greyed) and the Explain button.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -50,6 +52,18 @@ def colour_heatmap(values: np.ndarray, colour_map: str = "inferno", threshold: f
     """rows x cols x 4 uint8 RGBA of a pyqtgraph colour map, by the shared rule of
     ``ml.imaging.overlay`` (alpha = sqrt(value), transparent below ``threshold``)."""
     return heatmap_rgba(values, lookup_table(colour_map), threshold)
+
+
+LEGEND_HIDDEN = (225, 225, 225)  # the part of the colour scale below the threshold (not drawn)
+
+
+def legend_image(colour_map: str, threshold: float = 0.0, width: int = 256, height: int = 12) -> np.ndarray:
+    """The colour scale as height x width x 3 uint8: weak evidence left, the strongest in the image
+    right; values below ``threshold`` are not drawn over the image, so that part is grey."""
+    values = np.linspace(0.0, 1.0, width)
+    rgb = lookup_table(colour_map)[np.round(values * 255).astype(int), :3].copy()
+    rgb[values < threshold] = LEGEND_HIDDEN
+    return np.ascontiguousarray(np.repeat(rgb[None], height, axis=0))
 
 
 blend = blend_rgba  # alpha-blend an RGBA overlay onto an 8-bit RGB image (ml.imaging.overlay)
@@ -176,6 +190,14 @@ class HeatmapControls(QWidget):
         form.addRow("", self.occlusion_row)
         form.addRow("Target", self.target)
         form.addRow("Colours", self.colour_map)
+        self.legend = QLabel(objectName="heatmapLegend")
+        self.legend.setToolTip("Colour scale: weak evidence (left) to the strongest in this image (right); "
+                               "the grey part is below the threshold and not drawn")  # fmt: skip
+        scale = QHBoxLayout()
+        scale.addWidget(QLabel("weak"))
+        scale.addWidget(self.legend, 1)
+        scale.addWidget(QLabel("strongest"))
+        form.addRow("Scale", scale)
         form.addRow(self.opacity_label, self.opacity)
         form.addRow(self.threshold_label, self.threshold)
         buttons = QHBoxLayout()
@@ -242,6 +264,9 @@ class HeatmapControls(QWidget):
     def _update_labels(self) -> None:
         self.opacity_label.setText(f"Opacity {self.opacity.value()}%")
         self.threshold_label.setText(f"Hide below {self.threshold.value()}%")
+        rgb = legend_image(self.colour_map.currentText(), self.threshold.value() / 100.0, 160, 12)
+        image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format.Format_RGB888)
+        self.legend.setPixmap(QPixmap.fromImage(image.copy()))
 
     def _emit_style(self, *_args: Any) -> None:
         self._update_labels()
@@ -255,5 +280,6 @@ __all__ = [
     "HeatmapStyle",
     "blend",
     "colour_heatmap",
+    "legend_image",
     "lookup_table",
 ]

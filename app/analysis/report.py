@@ -28,7 +28,7 @@ from PySide6.QtGui import (
     QPen,
 )
 
-from app.analysis.heatmap import HeatmapStyle, blend, colour_heatmap
+from app.analysis.heatmap import HeatmapStyle, blend, colour_heatmap, legend_image
 from app.analysis.results import BAR_COLOUR, POSITIVE_COLOUR, UNCALIBRATED_COLOUR, ResultRow, percent, rows_of
 from ml.errors import CxrError
 from ml.fileio import atomic_path
@@ -55,6 +55,7 @@ class ReportData:
     task: str = "multiclass"
     device: str = ""
     heatmap_text: str = ""  # e.g. "Grad-CAM for Pneumonia"
+    legend: np.ndarray | None = None  # the heatmap's colour scale (rows x cols x 3 uint8), when shown
     date: str = field(default_factory=lambda: dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
     disclaimer: str = DISCLAIMER
     notes: list[str] = field(default_factory=list)
@@ -90,15 +91,16 @@ def build_report(
 ) -> ReportData:
     """A :class:`ReportData` for one prediction on ``image``/``frame`` with the heatmap as displayed."""
     rgb = compose_image(image, frame, heatmap, style, voi, invert)
-    heatmap_text = ""
+    heatmap_text, legend = "", None
     if heatmap is not None and style.visible:
+        legend = legend_image(style.colour_map, style.threshold)
         heatmap_text = f"{METHOD_NAMES.get(heatmap.method, heatmap.method)} for {heatmap.target_label}"
         if not heatmap.complete:
             heatmap_text += f" (partial, {heatmap.fraction_done:.0%})"
     return ReportData(
         image_rgb=rgb, rows=rows_of(prediction), model_name=prediction.model_name, model_version=model_version,
         source_name=Path(prediction.path).name, frame=prediction.frame, task=prediction.task, device=device,
-        heatmap_text=heatmap_text, disclaimer=DISCLAIMER, notes=list(prediction.messages),
+        heatmap_text=heatmap_text, legend=legend, disclaimer=DISCLAIMER, notes=list(prediction.messages),
     )  # fmt: skip
 
 
@@ -171,6 +173,17 @@ def paint_report(painter: QPainter, width: float, height: float, data: ReportDat
             9,
             colour=QColor(80, 80, 80),
         )
+    if data.legend is not None:  # the colour scale: weak ... strongest in this image
+        painter.setFont(_font(height, 8))
+        painter.setPen(QColor(80, 80, 80))
+        words_w, bar_h = 110 * unit, 8 * unit
+        left = QRectF(x0, y, 30 * unit, bar_h)
+        bar = QRectF(left.right() + 4 * unit, y, (x1 - x0) * 0.4, bar_h)
+        painter.drawText(left, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, "weak")
+        painter.drawImage(bar, to_qimage(data.legend))
+        painter.drawText(QRectF(bar.right() + 4 * unit, y, words_w, bar_h), Qt.AlignmentFlag.AlignVCenter,
+                         "strongest in this image")  # fmt: skip
+        y += bar_h + 4 * unit
     y += 6 * unit
 
     # probabilities
