@@ -132,11 +132,18 @@ class CornerTextOverlay(QtWidgets.QWidget):
             return QtCore.QRect()
         size = img.deviceIndependentSize()
         w, h, m = self.width(), self.height(), self.MARGIN
-        x = m if corner in ("tl", "bl") else w - m - size.width()
-        y = m if corner in ("tl", "tr") else h - m - size.height()
+        if corner in ("top", "bottom"):  # orientation markers: the middle of an edge
+            x = (w - size.width()) / 2
+        else:
+            x = m if corner in ("tl", "bl", "left") else w - m - size.width()
+        if corner in ("left", "right"):
+            y = (h - size.height()) / 2
+        else:
+            y = m if corner in ("tl", "tr", "top") else h - m - size.height()
         return QtCore.QRectF(x, y, size.width(), size.height()).toAlignedRect()
 
     def lines(self) -> dict[str, list[str]]:
+        """Corner text by corner ("tl", "tr", "bl", "br") and orientation markers by edge ("left", ...)."""
         return dict(self._lines)
 
     def _render_block(self, lines: list[str], right_aligned: bool) -> QtGui.QImage:

@@ -87,6 +87,7 @@ class GeometryMixin:
             self.zoom_fit()
         else:
             self._set_zoom(zoom, self._group.mapToParent(anchor))
+        self._update_corner()  # type: ignore[attr-defined]  (OverlayMixin: the orientation markers)
 
     def _apply_group_transform(self) -> None:
         rows, cols = self._image.shape if self._image is not None else (0, 0)

@@ -64,7 +64,11 @@ class OverlayMixin:
             zoom=self.zoom_factor(),  # type: ignore[attr-defined]  (GeometryMixin)
             inverted_by_user=self.state.inverted,
         )
-        self._corner.set_lines(corner_lines(img.meta, view))
+        lines = corner_lines(img.meta, view)
+        labels = self.state.orientation_labels()
+        if labels is not None:  # orientation markers at the middle of each edge
+            lines.update({edge: [text] for edge, text in labels.as_dict().items()})
+        self._corner.set_lines(lines)
 
     # ------------------------------------------------------------------ magnifier and cursor value
     def set_magnifier(self, on: bool) -> None:

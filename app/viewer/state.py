@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from app.viewer.events import EventEmitter
 from app.viewer.measure import Measurement
+from app.viewer.orientation import EdgeLabels, edge_labels
 from ml.imaging import display
 from ml.imaging.image import VoiLut, Window, XRayImage
 
@@ -291,6 +292,12 @@ class DisplayState:
         if self._image is not None and tuple(orientation) != self._orientation:
             self._orientation = tuple(orientation)  # type: ignore[assignment]
             self.events.orientation(self._orientation)
+
+    def orientation_labels(self) -> EdgeLabels | None:
+        """The patient direction each screen edge faces (from Patient Orientation), or None."""
+        if self._image is None:
+            return None
+        return edge_labels(self._image.meta.patient_orientation, self._orientation)
 
     def rotate90(self, clockwise: bool = True) -> None:
         self.set_orientation(compose(self._orientation, ROTATE_CW if clockwise else ROTATE_CCW))

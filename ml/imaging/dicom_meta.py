@@ -71,6 +71,12 @@ def text_of(ds: Dataset, keyword: str) -> str:
         return ""
 
 
+def _orientation_of(ds: Dataset) -> tuple[str, ...]:
+    """Patient Orientation (0020,0020) as its values, e.g. ("L", "F"); () when absent."""
+    text = text_of(ds, "PatientOrientation")
+    return tuple(v.strip() for v in text.split("\\")) if text else ()
+
+
 def int_of(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
     value = get_value(ds, keyword, None)
     try:
@@ -147,6 +153,7 @@ def meta_from_dataset(ds: Dataset, path: str | os.PathLike[str] = "") -> ImageMe
         modality=text_of(ds, "Modality"),
         view_position=text_of(ds, "ViewPosition"),
         laterality=text_of(ds, "ImageLaterality") or text_of(ds, "Laterality"),
+        patient_orientation=_orientation_of(ds),
         photometric=text_of(ds, "PhotometricInterpretation") or "MONOCHROME2",
         samples_per_pixel=int_of(ds, "SamplesPerPixel", 1) or 1,
         bits_allocated=int_of(ds, "BitsAllocated", 8) or 8,

@@ -81,6 +81,7 @@ class ImageMeta:
     modality: str = ""
     view_position: str = ""
     laterality: str = ""
+    patient_orientation: tuple[str, ...] = ()  # (0020,0020): row and column directions, e.g. ("L", "F")
     photometric: str = "MONOCHROME2"
     samples_per_pixel: int = 1
     bits_allocated: int = 8
