@@ -365,6 +365,10 @@ def test_pdf_png_reports_and_csv(ready, qtbot, tmp_path: Path) -> None:
     assert "Not for diagnostic use" in text
     assert "Model: tiny-cxr, version 1.0" in text and "Pneumonia" in text and "Normal" in text
     assert "weak" in text and "strongest in this image" in text  # the heatmap's colour scale
+    meta = window.viewer.image().meta
+    assert "Validation: accuracy 0.500" in text  # from the model's manifest
+    assert f"Patient ID: {meta.patient_id or '—'}" in text and "Study date:" in text
+    assert "Study date: 1901-01-01" in text  # DICOM 19010101
     png = panel.export_png(tmp_path / "report.png")
     from PIL import Image
 

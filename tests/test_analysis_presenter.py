@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from app.analysis.display import intended_use, validation_summary
 from app.analysis.jobs import LoadedModel, ModelInfo
 from app.analysis.library_presenter import CATALOGUE, INSTALLED, LibraryPresenter
 from app.analysis.presenter import AnalysisPresenter
@@ -521,8 +522,9 @@ def test_enabled_rules() -> None:
     r.runner.last("classifying").finish([Prediction("/data/a.dcm")])
     e = r.view.enabled
     assert e.run_image and e.pdf and e.png and e.csv
-    prediction, heatmap, version, device = r.presenter.report_inputs()
-    assert prediction.path == "/data/a.dcm" and heatmap is None and version == "1.0" and device == "CPU"
+    inputs = r.presenter.report_inputs()
+    assert inputs.prediction.path == "/data/a.dcm" and inputs.heatmap is None
+    assert inputs.model_version == "1.0" and inputs.device == "CPU"
 
 
 def test_errors_are_one_readable_line() -> None:
@@ -662,3 +664,22 @@ def test_a_batch_says_what_could_not_be_read_and_what_was_left_out() -> None:
     assert r.view.prediction is None  # the viewer shows /data/a.dcm, which is not in the batch
     predictions, labels = r.presenter.csv_inputs()
     assert [p.path for p in predictions] == ["/data/folder/x.dcm"] and labels == ["Normal", "Pneumonia"]
+
+
+def test_the_report_summarises_the_models_validation() -> None:
+    provenance = SimpleNamespace(
+        metrics={"best_epoch": 2, "per_class_auroc": {"NORMAL": 0.96},
+                 "test": {"accuracy": 0.94, "loss": 0.28, "macro_auroc": 0.9641, "macro_f1": 0.92,
+                          "n_images": 150, "n_patients": 83}},
+        extra={"model_card": {"intended_use": "Research use only."}},
+    )  # fmt: skip
+    m = SimpleNamespace(provenance=provenance)
+    assert validation_summary(m) == (
+        "test split, 150 images, 83 patients: accuracy 0.940, macro AUROC 0.964, macro F1 0.920"
+    )
+    assert intended_use(m) == "Research use only."
+    assert validation_summary(SimpleNamespace(provenance=SimpleNamespace(metrics={"accuracy": 0.5}))) == (
+        "accuracy 0.500"
+    )
+    assert validation_summary(SimpleNamespace(provenance=SimpleNamespace(metrics={}))) == ""
+    assert validation_summary(None) == "" and intended_use(None) == ""

@@ -7,11 +7,53 @@ A result belongs to the image (path, frame) it was computed on; so does a heatma
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.analysis.state import AnalysisState, AnalysisView, ImageSource, Key, result_key
 from ml.errors import CxrError
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    prediction: Any
+    heatmap: Any  # None unless computed on the image shown
+    model_version: str
+    device: str
+    validation: str  # e.g. "test split, 150 images / 83 patients: accuracy 0.940, macro AUROC 0.964"
+    intended_use: str
+
+
+_METRIC_NAMES = {"accuracy": "accuracy", "macro_auroc": "macro AUROC", "macro_f1": "macro F1",
+                 "auroc": "AUROC", "sensitivity": "sensitivity", "specificity": "specificity"}  # fmt: skip
+
+
+def validation_summary(manifest: Any) -> str:
+    """The model's validation figures from its manifest, in one line ("" when none are recorded)."""
+    provenance = getattr(manifest, "provenance", None)
+    metrics = dict(getattr(provenance, "metrics", None) or {})
+    for split in ("test", "val", "validation"):
+        if isinstance(metrics.get(split), dict):
+            where, figures = f"{split} split", metrics[split]
+            break
+    else:
+        where, figures = "", metrics
+    shown = [f"{_METRIC_NAMES[k]} {float(v):.3f}" for k, v in figures.items()
+             if k in _METRIC_NAMES and isinstance(v, int | float) and not isinstance(v, bool)]  # fmt: skip
+    if not shown:
+        return ""
+    n_images, n_patients = figures.get("n_images"), figures.get("n_patients")
+    counts = ", ".join(x for x in (f"{n_images} images" if n_images else "",
+                                   f"{n_patients} patients" if n_patients else "") if x)  # fmt: skip
+    head = ", ".join(x for x in (where, counts) if x)
+    return (f"{head}: " if head else "") + ", ".join(shown)
+
+
+def intended_use(manifest: Any) -> str:
+    extra = getattr(getattr(manifest, "provenance", None), "extra", None) or {}
+    card = extra.get("model_card") if isinstance(extra, dict) else None
+    return str(card.get("intended_use", "")) if isinstance(card, dict) else ""
 
 
 class ResultDisplay:
@@ -67,8 +109,8 @@ class ResultDisplay:
         self.view.show_heatmap(None)
         self.show_prediction(None, quiet=True)
 
-    def report_inputs(self) -> tuple[Any, Any, str, str]:
-        """(prediction, heatmap or None, model version, device) of the report of the image shown."""
+    def report_inputs(self) -> ReportInputs:
+        """What the report of the image shown says besides the image (which the view renders)."""
         s = self.state
         p = s.prediction
         key = self.current_key()
@@ -76,9 +118,12 @@ class ResultDisplay:
             raise CxrError("Run a model on an image first: there are no results to report.")
         if (p.path, p.frame) != key:
             raise CxrError("The results shown are for another image; run the model on this image first.")
-        version = next((str(m.manifest.version) for m in s.models if m.name == p.model_name), "")
-        heatmap = s.heatmap if s.heatmap_key == key else None
-        return p, heatmap, version, s.loaded.device_label if s.loaded is not None else ""
+        manifest = next((m.manifest for m in s.models if m.name == p.model_name), None)
+        return ReportInputs(
+            p, s.heatmap if s.heatmap_key == key else None, str(manifest.version) if manifest else "",
+            s.loaded.device_label if s.loaded is not None else "", validation_summary(manifest),
+            intended_use(manifest),
+        )  # fmt: skip
 
     def csv_inputs(self) -> tuple[list[Any], list[str] | None]:
         s = self.state
@@ -95,4 +140,4 @@ class ResultDisplay:
         return Path(s.prediction.path).stem if s.prediction is not None else "results"
 
 
-__all__ = ["ResultDisplay"]
+__all__ = ["ReportInputs", "ResultDisplay", "intended_use", "validation_summary"]

@@ -302,11 +302,12 @@ class AnalysisPanel(QWidget):
     # ============================================================== reports
     def report_data(self) -> report.ReportData:
         """The report of the results shown, for the viewer's image, window and heatmap."""
-        prediction, heatmap, version, device = self.presenter.report_inputs()
+        inputs = self.presenter.report_inputs()
         image, frame = self.images.current()  # report_inputs checked there is one
         inverted = image.meta.inverted != self.viewer.is_inverted()
-        return report.build_report(prediction, image, frame, heatmap, self.ui.controls.style(),
-                                   self.viewer.voi(), inverted, version, device)  # fmt: skip
+        return report.build_report(inputs.prediction, image, frame, inputs.heatmap, self.ui.controls.style(),
+                                   self.viewer.voi(), inverted, inputs.model_version, inputs.device,
+                                   validation=inputs.validation, intended_use=inputs.intended_use)  # fmt: skip
 
     def export_pdf(self, path: str | os.PathLike[str]) -> Path:
         return report.write_pdf(path, self.report_data())

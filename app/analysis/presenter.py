@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from app.analysis import jobs
-from app.analysis.display import ResultDisplay
+from app.analysis.display import ReportInputs, ResultDisplay
 from app.analysis.loading import ModelLoading
 from app.analysis.state import (
     EMPTY,
@@ -337,7 +337,7 @@ class AnalysisPresenter:
     def batch_row_chosen(self, row: int) -> None:
         self.display.batch_row_chosen(row)
 
-    def report_inputs(self) -> tuple[Any, Any, str, str]:
+    def report_inputs(self) -> ReportInputs:
         return self.display.report_inputs()
 
     def csv_inputs(self) -> tuple[list[Any], list[str] | None]:

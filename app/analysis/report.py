@@ -1,9 +1,10 @@
 """Report export: one page (PDF through Qt's own ``QPdfWriter``, or PNG) and batch results as CSV.
 
-The page holds the image with its heatmap, the probabilities (bars and threshold ticks), the model
-name and version, the date, and the disclaimer "Not for diagnostic use". The same
-:func:`paint_report` draws on the PDF writer and on the PNG's ``QImage``. No patient name or ID is
-printed (reports get shared); the file name is. Every file is written atomically.
+The page holds the image with its heatmap and colour scale, the probabilities (bars and threshold
+ticks), the model name, version, validation figures and intended use, the patient ID and study date
+(so that a printed page can be matched with its study), the date, and the disclaimer "Not for
+diagnostic use". The same :func:`paint_report` draws on the PDF writer and on the PNG's ``QImage``.
+The patient's name is never printed. Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class ReportData:
     date: str = field(default_factory=lambda: dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
     disclaimer: str = DISCLAIMER
     notes: list[str] = field(default_factory=list)
+    patient_id: str = ""
+    study_date: str = ""  # YYYY-MM-DD
+    validation: str = ""  # the model's validation figures, one line
+    intended_use: str = ""
 
 
 def compose_image(
@@ -88,6 +93,9 @@ def build_report(
     invert: bool | None,
     model_version: str,
     device: str = "",
+    *,
+    validation: str = "",
+    intended_use: str = "",
 ) -> ReportData:
     """A :class:`ReportData` for one prediction on ``image``/``frame`` with the heatmap as displayed."""
     rgb = compose_image(image, frame, heatmap, style, voi, invert)
@@ -101,7 +109,15 @@ def build_report(
         image_rgb=rgb, rows=rows_of(prediction), model_name=prediction.model_name, model_version=model_version,
         source_name=Path(prediction.path).name, frame=prediction.frame, task=prediction.task, device=device,
         heatmap_text=heatmap_text, legend=legend, disclaimer=DISCLAIMER, notes=list(prediction.messages),
+        patient_id=image.meta.patient_id, study_date=_date(image.meta.study_date), validation=validation,
+        intended_use=intended_use,
     )  # fmt: skip
+
+
+def _date(dicom_date: str) -> str:
+    """A DICOM DA value (YYYYMMDD) as YYYY-MM-DD; anything else as it is."""
+    d = (dicom_date or "").strip()
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -130,16 +146,20 @@ def paint_report(painter: QPainter, width: float, height: float, data: ReportDat
     painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
 
     def text(
-        line: str, points: float, bold: bool = False, colour: QColor | None = None, gap: float = 4
-    ) -> None:
+        line: str, points: float, bold: bool = False, colour: QColor | None = None, gap: float = 4,
+        wrap: bool = False,
+    ) -> None:  # fmt: skip
         nonlocal y
         font = _font(height, points, bold)
         painter.setFont(font)
         painter.setPen(colour or QColor(20, 20, 20))
         line_h = points * 1.35 * unit
-        painter.drawText(
-            QRectF(x0, y, x1 - x0, line_h), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, line
-        )
+        flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        if wrap:  # as many lines as it takes (at most three)
+            flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap
+            need = painter.boundingRect(QRectF(x0, y, x1 - x0, 3 * line_h), flags, line).height()
+            line_h = min(3 * line_h, max(line_h, need))
+        painter.drawText(QRectF(x0, y, x1 - x0, line_h), flags, line)
         y += line_h + gap * unit
 
     text("CXR Studio — AI analysis report", 18, bold=True)
@@ -154,9 +174,15 @@ def paint_report(painter: QPainter, width: float, height: float, data: ReportDat
         + (f" · {data.device}" if data.device else ""),
         10,
     )
+    if data.validation:
+        text(f"Validation: {data.validation}", 9, colour=QColor(60, 60, 60), wrap=True)
+    if data.intended_use:
+        text(f"Intended use: {data.intended_use}", 9, colour=QColor(60, 60, 60), wrap=True)
     frame = f", frame {data.frame + 1}" if data.frame else ""
     text(f"Image: {data.source_name}{frame}" if data.source_name else "Image", 10)
-    text(f"Date: {data.date}", 10, gap=10)
+    study = [f"Patient ID: {data.patient_id or '—'}", f"Study date: {data.study_date or '—'}"]
+    text(" · ".join(study), 10)
+    text(f"Report date: {data.date}", 10, gap=10)
 
     # image, scaled to fit the upper part of the page
     qimage = to_qimage(data.image_rgb)
