@@ -32,8 +32,8 @@ def show_message(
     """A non-blocking message box (the GUI keeps running behind it). Returns the box."""
     box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, parent)
     box.setObjectName("notice")
-    if details:
-        box.setInformativeText(details)
+    if details:  # a no-break space keeps each bullet with its first word when a long name wraps
+        box.setInformativeText(details.replace("• ", "•\u00a0"))
     box.setWindowModality(Qt.WindowModality.NonModal)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
