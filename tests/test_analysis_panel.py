@@ -286,7 +286,9 @@ def test_results_follow_the_image_shown(ready, qtbot, tmp_path: Path, rsna: Path
     image that was not classified clears the table (it used to keep the last result next to it);
     going back to the classified image shows its result again."""
     window, panel = ready
-    run_image(qtbot, panel, explain=False)
+    panel.auto_explain.setChecked(False)
+    panel.run_image_button.click()  # as the user does
+    qtbot.waitUntil(lambda: panel.prediction is not None and not panel.busy, timeout=WAIT_MS)
     assert Path(panel.prediction.path) == rsna
     folder = tmp_path / "batch"
     folder.mkdir()

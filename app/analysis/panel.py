@@ -135,7 +135,10 @@ class AnalysisPanel(QWidget):
         ui.pdf_button.clicked.connect(lambda: self.export_dialog("pdf"))
         ui.png_button.clicked.connect(lambda: self.export_dialog("png"))
         ui.csv_button.clicked.connect(lambda: self.export_dialog("csv"))
-        self.viewer.imageChanged.connect(p.image_changed)
+        self.viewer.imageChanged.connect(self._image_changed)  # a slot of the panel: gone with it
+
+    def _image_changed(self) -> None:
+        self.presenter.image_changed()
 
     def _model_picked(self) -> None:
         name = self.current_model_name()
