@@ -40,3 +40,55 @@ def test_a_bullet_is_never_alone_on_its_line(qtbot):
     assert len(lines) >= 2
     assert all(line.strip() not in ("•", "") for line in lines), lines
     box.close()
+
+
+@pytest.fixture
+def viewer(qtbot):
+    from app.viewer import ImageViewer
+
+    v = ImageViewer()
+    qtbot.addWidget(v)
+    v.resize(600, 500)
+    v.show()
+    qtbot.waitExposed(v)
+    return v
+
+
+def _label_rects(v) -> list[tuple[QtCore.QRectF, QtCore.QRectF]]:
+    """(label rect, view rect) in viewport pixels for each measurement label."""
+    canvas = v.findChild(QtWidgets.QGraphicsView)
+    view = QtCore.QRectF(canvas.viewport().rect())
+    layer = v.measurement_layer()
+    out = []
+    for g in layer.graphics_items():
+        if isinstance(g, QtWidgets.QGraphicsItem) and g.__class__.__name__ == "TextItem":
+            out.append((canvas.viewportTransform().mapRect(g.sceneBoundingRect()), view))
+    return out
+
+
+@pytest.mark.parametrize("corner", [(598, 398), (2, 2), (598, 2)])
+def test_measurement_labels_stay_inside_the_view(qtbot, viewer, corner):
+    from tests.test_viewer import synthetic
+
+    viewer.set_image(synthetic(rows=400, cols=600))
+    qtbot.wait(20)
+    layer = viewer.measurement_layer()
+    layer.begin("distance", (300, 200))
+    layer.drag_to(corner)
+    layer.finish()
+    layer.begin("rect", (500, 300))
+    layer.drag_to((599, 399))
+    layer.finish()
+    qtbot.wait(20)
+    rects = _label_rects(viewer)
+    assert len(rects) == 2
+    for label, view in rects:
+        assert view.contains(label), (label, view)
+    viewer.zoom_by(1.6)  # zoomed in: labels whose point is still shown follow the view's edges
+    qtbot.wait(20)
+    canvas = viewer.findChild(QtWidgets.QGraphicsView)
+    for (label, view), m in zip(_label_rects(viewer), layer.measurements(), strict=True):
+        x, y = m.points[-1] if m.kind == "distance" else (max(p[0] for p in m.points), max(p[1] for p in m.points))
+        anchor = canvas.viewportTransform().map(viewer.image_group().mapToScene(QtCore.QPointF(x, y)))
+        if view.contains(anchor):
+            assert view.contains(label), (label, view)

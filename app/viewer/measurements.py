@@ -113,6 +113,7 @@ class _Item:
     label: pg.TextItem
     # mouse buttons and hover acceptance of its graphics, kept while it is being drawn
     saved_input: dict[int, tuple[QtCore.Qt.MouseButton, bool]] = field(default_factory=dict)
+    anchor: Point = (0.0, 0.0)  # where the label belongs (image coordinates)
 
 
 class MeasurementLayer(QtCore.QObject):
@@ -125,8 +126,10 @@ class MeasurementLayer(QtCore.QObject):
         parent_item: QtWidgets.QGraphicsItem,
         context: Callable[[], MeasureContext | None],
         store: MeasurementStore,
+        bounds: Callable[[], QtCore.QRectF | None] | None = None,
     ):
         super().__init__()
+        self._bounds = bounds  # the visible area in scene coordinates: labels are kept inside it
         self._parent = parent_item
         self._context = context
         self._store = store
@@ -335,7 +338,29 @@ class MeasurementLayer(QtCore.QObject):
             item.label.setAnchor(_away_from_arms(m.points))
         else:
             anchor = (max(p[0] for p in m.points[:2]), max(p[1] for p in m.points[:2]))
-        item.label.setPos(*anchor)
+        item.anchor = anchor
+        self._keep_inside(item)
+
+    def keep_labels_inside(self) -> None:
+        """Move labels that would be cut by the view's edge back inside (after zoom, pan, resize)."""
+        for item in self._items:
+            self._keep_inside(item)
+
+    def _keep_inside(self, item: _Item) -> None:
+        label = item.label
+        label.setPos(*item.anchor)
+        view = self._bounds() if self._bounds is not None else None
+        if view is None or view.isEmpty() or label.scene() is None:
+            return
+        anchor = self._parent.mapToScene(QtCore.QPointF(*item.anchor))
+        if not view.contains(anchor):
+            return  # the measured point is off screen: its label goes with it
+        label.updateTransform(force=True)
+        rect, view = label.sceneBoundingRect(), view.adjusted(3, 3, -3, -3)
+        dx = max(view.left() - rect.left(), 0.0) + min(view.right() - rect.right(), 0.0)
+        dy = max(view.top() - rect.top(), 0.0) + min(view.bottom() - rect.bottom(), 0.0)
+        if dx or dy:
+            label.setPos(self._parent.mapFromScene(label.scenePos() + QtCore.QPointF(dx, dy)))
 
     def _select(self, item: _Item | None) -> None:
         if self._selected is not None and self._selected in self._items:

@@ -70,7 +70,8 @@ class ImageViewer(GeometryMixin, ExportMixin, OverlayMixin, QtWidgets.QWidget):
         self._vb.addItem(self._group)
         self._img = pg.ImageItem(axisOrder="row-major")
         self._img.setParentItem(self._group)
-        self._layer = MeasurementLayer(self._group, self._measure_context, self.state.measurements)
+        self._layer = MeasurementLayer(self._group, self._measure_context, self.state.measurements,
+                                       bounds=self._vb.sceneBoundingRect)
         self._layer.changed.connect(self.measurementsChanged)
         self._corner = CornerTextOverlay(self._canvas.viewport())
         self._magnifier = Magnifier(self._canvas.viewport())
@@ -336,3 +337,4 @@ class ImageViewer(GeometryMixin, ExportMixin, OverlayMixin, QtWidgets.QWidget):
         self._vb.updateMatrix()  # apply the new range now, so mapping functions are current
         self._update_resolution()
         self._update_corner()
+        self._layer.keep_labels_inside()
