@@ -39,6 +39,9 @@ def read_dicomdir(path: str | os.PathLike[str]) -> DicomdirListing:
             records = sum(1 for r in ds.DirectoryRecordSequence if "ReferencedFileID" in r)
             fileset = FileSet(ds)  # drops (with a warning) records whose file does not exist
             refs = [Path(instance.path) for instance in fileset]
+    except PermissionError:  # pydicom refuses a ReferencedFileID outside the File-set root
+        listing.problem = "references files outside its folder (refused)"
+        return listing
     except RecursionError:
         listing.problem = "cannot be read (RecursionError)"
         return listing

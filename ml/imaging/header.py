@@ -40,7 +40,7 @@ HEADER_TAGS = [
         "StudyDescription", "SeriesDescription", "PatientName", "PatientID", "PatientBirthDate",
         "PatientSex", "EstimatedRadiographicMagnificationFactor", "ImagerPixelSpacing",
         "ViewPosition", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "InstanceNumber",
-        "Laterality", "ImageLaterality", "SamplesPerPixel", "PhotometricInterpretation",
+        "Laterality", "ImageLaterality", "PatientOrientation", "SamplesPerPixel", "PhotometricInterpretation",
         "NumberOfFrames", "Rows", "Columns", "PixelSpacing", "NominalScannedPixelSpacing",
         "BitsAllocated", "BitsStored", "PixelRepresentation", "LossyImageCompression",
         "LossyImageCompressionMethod", "PresentationLUTShape",
@@ -196,9 +196,12 @@ def read_header_and_pixels(path: str | os.PathLike[str]) -> tuple[ImageMeta, Pix
             raise NotAnImageError(f"{name} is not a DICOM or image file.") from None
         except RecursionError:
             raise CorruptImageError(f"{name} is damaged: its sequences are nested too deeply.") from None
-        except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-                OverflowError, NotImplementedError, struct.error) as exc:
+        except Exception as exc:  # noqa: BLE001 - a damaged header can fail anywhere in pydicom
             raise ImagingError(f"{name} is damaged and cannot be read as DICOM ({_short(exc)}).") from None
+        except BaseException as exc:
+            if type(exc).__name__ != "PanicException":
+                raise
+            raise ImagingError(f"{name} is damaged and cannot be read as DICOM.") from None
         if not preamble and not (meta.sop_class_uid or meta.study_uid or meta.rows):
             raise NotAnImageError(f"{name} is not a DICOM or image file.")
         size = os.fstat(fh.fileno()).st_size

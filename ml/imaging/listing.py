@@ -61,9 +61,12 @@ def _list_zip(path: str) -> Iterator[ListedFile]:
         return
     for info in infos:
         parts = PurePosixPath(info.filename.replace("\\", "/")).parts
-        if info.is_dir() or not parts or any(_is_junk(p) for p in parts):
-            continue
         source = f"{path}:{info.filename}"
+        if not info.filename or not parts:  # zipfile cuts a name at its first NUL: "" is left
+            yield ListedFile(path, source, info.filename, f"A member of {name} has an empty or invalid name: skipped.")
+            continue
+        if info.is_dir() or any(_is_junk(p) for p in parts):
+            continue
         if "\0" in info.filename or any(ord(c) < 32 for c in info.filename):
             shown = info.filename.replace("\0", "\\0").encode("unicode_escape").decode("ascii")
             yield ListedFile(path, source, info.filename, f"A member of {name} has an invalid name ({shown!r}): skipped.")

@@ -161,11 +161,7 @@ def read_dicom(path: str | os.PathLike[str]) -> XRayImage:
         meta.photometric = "RGB" if not meta.photometric.startswith("PALETTE") else meta.photometric
         meta.samples_per_pixel = 3
     slope, intercept = _rescale(ds)
-    mlut_seq = get_value(ds, "ModalityLUTSequence")
-    try:
-        mlut = mlut_seq[0] if mlut_seq else None
-    except Exception:  # noqa: BLE001 - an unreadable modality LUT is ignored
-        mlut = None
+    mlut = _modality_lut(ds, arr)
     return XRayImage(
         meta=meta,
         frames=arr,
@@ -176,6 +172,24 @@ def read_dicom(path: str | os.PathLike[str]) -> XRayImage:
         modality_lut=mlut,
         dataset=ds,
     )
+
+
+def _modality_lut(ds: Dataset, arr: np.ndarray) -> Dataset | None:
+    """The Modality LUT Sequence item, if pydicom can apply it (tried on one pixel); a damaged
+    one is ignored with a warning so that the image still shows."""
+    seq = get_value(ds, "ModalityLUTSequence")
+    if not seq or arr.ndim != 3:
+        return None
+    try:
+        from pydicom.pixels import apply_modality_lut
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            apply_modality_lut(arr[0, :1, :1], ds)
+        return seq[0]
+    except Exception:  # noqa: BLE001 - any damage in the LUT: show the stored values
+        log.warning("ignoring an unreadable Modality LUT Sequence")
+        return None
 
 
 def _rescale(ds: Dataset) -> tuple[float, float]:
