@@ -92,3 +92,36 @@ def test_measurement_labels_stay_inside_the_view(qtbot, viewer, corner):
         anchor = canvas.viewportTransform().map(viewer.image_group().mapToScene(QtCore.QPointF(x, y)))
         if view.contains(anchor):
             assert view.contains(label), (label, view)
+
+
+def test_heatmap_legend_is_drawn_and_follows_the_heatmap_layer(qtbot, viewer):
+    import numpy as np
+
+    from app.analysis.heatmap import HeatmapLayer, lookup_table
+    from app.viewer.legend import Legend
+    from tests.test_viewer import synthetic
+
+    viewer.set_image(synthetic(rows=400, cols=600))
+    ramp = np.zeros((256, 3), np.uint8)
+    ramp[:, 1] = np.arange(256)  # black to green
+    viewer.set_legend(Legend(ramp, low="weak", high="strong", title="Grad-CAM"))
+    qtbot.wait(20)
+    legend = viewer.findChild(QtWidgets.QWidget, "viewerLegend")
+    assert legend.isVisible()
+    shot = viewer.grab_view(with_overlays=True)
+    g = legend.geometry()
+    greens = [shot.pixelColor(x, y).green() for x in range(g.left(), g.right()) for y in range(g.top(), g.bottom())
+              if shot.pixelColor(x, y).red() < 30 and shot.pixelColor(x, y).blue() < 30]
+    assert max(greens) > 230 and min(greens) < 40  # the whole ramp is on screen
+    viewer.set_legend(None)
+    assert not legend.isVisible()
+
+    class FakeHeatmap:
+        values = np.linspace(0, 1, 400 * 600, dtype=np.float32).reshape(400, 600)
+
+    layer = HeatmapLayer(viewer)
+    layer.set_heatmap(FakeHeatmap())
+    shown = viewer.legend()
+    assert shown is not None and np.array_equal(shown.ramp[-1], lookup_table("inferno")[255, :3])
+    layer.clear()
+    assert viewer.legend() is None

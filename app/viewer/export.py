@@ -19,6 +19,7 @@ class ExportMixin:
     _canvas: pg.GraphicsView
     _magnifier: QtWidgets.QWidget
     _corner: QtWidgets.QWidget
+    _legend: QtWidgets.QWidget
     _layer: MeasurementLayer
     _overlays: dict[str, pg.GraphicsObject]
 
@@ -26,7 +27,7 @@ class ExportMixin:
         """The current view as an image; without overlays: the displayed image only."""
         hidden: list = [self._magnifier]
         if not with_overlays:
-            hidden += [self._corner, *self._layer.graphics_items(), *self._overlays.values()]
+            hidden += [self._corner, self._legend, *self._layer.graphics_items(), *self._overlays.values()]
         visible = [h.isVisible() for h in hidden]
         for h in hidden:
             h.setVisible(False)

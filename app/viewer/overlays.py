@@ -9,6 +9,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore
 
 from app.viewer.corner_text import CornerTextOverlay, ViewState, corner_lines
+from app.viewer.legend import Legend, LegendOverlay
 from app.viewer.magnifier import Magnifier
 from app.viewer.pipeline import FramePipeline
 from app.viewer.state import DisplayState
@@ -28,6 +29,7 @@ class OverlayMixin:
     _corner: CornerTextOverlay
     _magnifier: Magnifier
     _magnifier_on: bool
+    _legend: LegendOverlay
 
     # ------------------------------------------------------------------ overlay layers
     def add_overlay_layer(self, item: pg.GraphicsObject, name: str) -> None:
@@ -46,6 +48,14 @@ class OverlayMixin:
 
     def overlay_layer(self, name: str) -> pg.GraphicsObject | None:
         return self._overlays.get(name)
+
+    # ------------------------------------------------------------------ colour-scale legend
+    def set_legend(self, legend: Legend | None) -> None:
+        """Show a colour scale at the right edge (e.g. the heatmap's); None hides it."""
+        self._legend.set_legend(legend)
+
+    def legend(self) -> Legend | None:
+        return self._legend.legend()
 
     # ------------------------------------------------------------------ corner text
     def corner_text(self) -> dict[str, list[str]]:

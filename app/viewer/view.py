@@ -21,6 +21,7 @@ from app.viewer.corner_text import CornerTextOverlay
 from app.viewer.events import Event
 from app.viewer.export import ExportMixin
 from app.viewer.geometry import GeometryMixin
+from app.viewer.legend import LegendOverlay
 from app.viewer.magnifier import Magnifier
 from app.viewer.measure import Measurement
 from app.viewer.measurements import MeasureContext, MeasurementLayer
@@ -75,6 +76,7 @@ class ImageViewer(GeometryMixin, ExportMixin, OverlayMixin, QtWidgets.QWidget):
         self._layer.changed.connect(self.measurementsChanged)
         self._corner = CornerTextOverlay(self._canvas.viewport())
         self._magnifier = Magnifier(self._canvas.viewport())
+        self._legend = LegendOverlay(self._canvas.viewport())
         self._magnifier_on = False
         self._cine = QtCore.QTimer(self)
         self._cine.timeout.connect(lambda: self.state.step_frame(1, wrap=True))
@@ -332,6 +334,7 @@ class ImageViewer(GeometryMixin, ExportMixin, OverlayMixin, QtWidgets.QWidget):
         if self._fit_mode:
             self.zoom_fit()
         self._corner.setGeometry(self._canvas.viewport().rect())
+        self._legend.place()
 
     def _on_view_changed(self, *_args) -> None:
         self._vb.updateMatrix()  # apply the new range now, so mapping functions are current
