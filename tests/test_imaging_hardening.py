@@ -66,7 +66,7 @@ def test_claim_not_backed_by_the_encoded_data_is_refused(dicom_dir: Path, tmp_pa
         read_image(native)
     # a JPEG 2000 codestream describing a different image than the header
     j2k = _with(dicom_dir / "emri_small_jpeg_2k_lossless.dcm", tmp_path / "j2k.dcm", Rows=2000, Columns=2000)
-    with pytest.raises(CorruptImageError, match="compressed image is 64 x 64 pixels but the header claims 2000 x 2000"):
+    with pytest.raises(CorruptImageError, match=r"compressed image is 64 x 64 pixels x 1 component\(s\) but the header claims 2000 x 2000 x 1"):
         read_image(j2k)
 
 
@@ -238,3 +238,22 @@ def test_mutated_files_only_ever_raise_readable_errors(dicom_dir: Path, tmp_path
                 pytest.fail(f"seed {seed} mutation {i}: {reader.__name__} raised {type(exc).__name__}: {exc}")
     index = build_index([tmp_path])
     assert not [m for _, m in index.errors if "something went wrong" in m]
+
+
+def test_png_claiming_a_huge_size_is_refused_with_the_size(shared_data: Path, tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    from ml.errors import ImageTooLargeError
+
+    Image.new("L", (8, 8)).save(tmp_path / "small.png")
+    raw = bytearray((tmp_path / "small.png").read_bytes())
+    ihdr = raw.index(b"IHDR")
+    raw[ihdr + 4: ihdr + 12] = struct.pack(">II", 40000, 40000)
+    raw[ihdr + 17: ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(raw[ihdr: ihdr + 17])))
+    (tmp_path / "huge.png").write_bytes(bytes(raw))
+    for reader in (read_image, read_header):
+        with pytest.raises(ImageTooLargeError, match="huge.png claims more than"):
+            reader(tmp_path / "huge.png")

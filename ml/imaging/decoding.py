@@ -147,10 +147,11 @@ def check_claim(meta: ImageMeta, pixels: PixelDataInfo | None, path: str | os.Pa
         size = _codestream_size(meta.path or os.fspath(path), pixels, ts.startswith(_J2K_PREFIXES))
         if size is not None:
             width, height, components = size
-            if width * height * components * 8 > max(budget, 1) or (width, height) != (meta.columns, meta.rows):
+            if (width, height) != (meta.columns, meta.rows) or components not in (meta.samples_per_pixel, 1, 3):
                 raise CorruptImageError(
-                    f"{name}: its compressed image is {width} x {height} pixels but the header claims "
-                    f"{meta.columns} x {meta.rows}: the file is damaged."
+                    f"{name}: its compressed image is {width} x {height} pixels x {components} component(s) "
+                    f"but the header claims {meta.columns} x {meta.rows} x {meta.samples_per_pixel}: "
+                    "the file is damaged."
                 )
 
 

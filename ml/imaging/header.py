@@ -25,7 +25,13 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
 from pydicom.values import convert_value
 
-from ml.errors import CorruptImageError, ImagingError, NotAnImageError, TruncatedPixelDataError
+from ml.errors import (
+    CorruptImageError,
+    ImageTooLargeError,
+    ImagingError,
+    NotAnImageError,
+    TruncatedPixelDataError,
+)
 from ml.imaging.dicom_meta import is_non_image, meta_from_dataset
 from ml.imaging.image import ImageMeta
 from ml.imaging.sniff import HEAD_SIZE, has_preamble, kind_of, open_regular
@@ -144,7 +150,11 @@ def bitmap_header(path: str | os.PathLike[str], kind: str) -> ImageMeta:
         with Image.open(path) as im:
             w, h = im.size
             mode = im.mode
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(
+            f"{Path(path).name} claims more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels: not decoded."
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
         raise CorruptImageError(f"{Path(path).name} is damaged ({exc}).") from None
     color = mode not in _BITMAP_GREY_MODES
     return ImageMeta(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 
 from ml.errors import (
     CorruptImageError,
+    ImageTooLargeError,
     NoPixelDataError,
     NotAnImageError,
     NotDicomError,
@@ -241,7 +243,11 @@ def read_bitmap(path: str | os.PathLike[str]) -> XRayImage:
                 else:
                     arr = rgb
                 bits = 8
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(
+            f"{name} claims more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels: not decoded."
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
         raise CorruptImageError(f"{name} is damaged and cannot be decoded ({exc}).") from None
     color = arr.ndim == 3
     meta = ImageMeta(
