@@ -83,3 +83,19 @@ def test_arrow_keys_stay_with_the_browser_tree(qtbot, window):
     QTest.keyClick(tree, Qt.Key.Key_End)
     assert window.viewer.state.frame == before
     assert QtWidgets.QApplication.focusWidget() is tree
+
+
+def test_tool_bar_has_the_reading_tools_with_their_keys(qtbot, window):
+    bar = window.findChild(QtWidgets.QToolBar, "viewerToolBar")
+    assert bar is not None and bar.isVisible()
+    names = [a.objectName() for a in bar.actions() if not a.isSeparator()]
+    for wanted in ("viewer_tool_wl", "viewer_tool_zoom", "viewer_tool_pan", "viewer_tool_distance",
+                   "viewer_tool_angle", "viewer_rotate_cw", "viewer_flip_h", "viewer_invert", "viewer_reset"):
+        assert wanted in names
+    rotate = next(a for a in bar.actions() if a.objectName() == "viewer_rotate_cw")
+    assert rotate.toolTip() == "Rotate 90° clockwise (])"
+    QTest.mouseClick(bar.widgetForAction(rotate), Qt.MouseButton.LeftButton)
+    assert window.viewer.state.orientation == ROTATE_CW
+    angle = next(a for a in bar.actions() if a.objectName() == "viewer_tool_angle")
+    QTest.mouseClick(bar.widgetForAction(angle), Qt.MouseButton.LeftButton)
+    assert window.viewer.state.tool == "angle" and angle.isChecked()
