@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.viewer.legend import Legend
 from ml.imaging.overlay import blend_rgba, heatmap_rgba
 
 COLOUR_MAPS = ("inferno", "turbo", "viridis", "plasma", "magma")
@@ -107,6 +108,19 @@ class HeatmapLayer:
         self.heatmap = None
         self.item.clear()
         self.item.setVisible(False)
+        self._update_legend()
+
+    def _update_legend(self) -> None:
+        """The colour scale in the viewer's legend overlay while a heatmap is shown."""
+        set_legend = getattr(self.viewer, "set_legend", None)
+        if set_legend is None:
+            return
+        if self.heatmap is None or not self.style.visible:
+            set_legend(None)
+            return
+        ramp = legend_image(self.style.colour_map, self.style.threshold, width=256, height=1)[0]
+        title = f"{getattr(self.heatmap, 'method', '') or 'Heatmap'}"
+        set_legend(Legend(ramp, low="weak", high="strongest", title=title))
 
     def set_style(self, style: HeatmapStyle) -> None:
         recolour = (style.colour_map, style.threshold) != (self.style.colour_map, self.style.threshold)
@@ -116,6 +130,7 @@ class HeatmapLayer:
         else:
             self.item.setOpacity(style.opacity)
             self.item.setVisible(style.visible and self.heatmap is not None)
+            self._update_legend()
 
     def _redraw(self) -> None:
         if self.heatmap is None:
@@ -126,6 +141,7 @@ class HeatmapLayer:
         self.item.setRect(0, 0, rgba.shape[1], rgba.shape[0])  # one heatmap value per image pixel
         self.item.setOpacity(self.style.opacity)
         self.item.setVisible(self.style.visible)
+        self._update_legend()
 
     @property
     def shape(self) -> tuple[int, int] | None:
