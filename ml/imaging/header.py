@@ -39,8 +39,8 @@ from ml.imaging.sniff import HEAD_SIZE, has_preamble, kind_of, open_regular
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # the DICOMDIR SOP class
 DEFLATED_DATASET = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
 # Every header element meta_from_dataset uses; the rest of the header is skipped unparsed.
-HEADER_TAGS = [
-    pydicom.datadict.tag_for_keyword(k)
+HEADER_TAGS: list[int] = [
+    tag
     for k in (
         "SOPClassUID", "SOPInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "Modality",
         "StudyDescription", "SeriesDescription", "PatientName", "PatientID", "PatientBirthDate",
@@ -51,6 +51,7 @@ HEADER_TAGS = [
         "BitsAllocated", "BitsStored", "PixelRepresentation", "LossyImageCompression",
         "LossyImageCompressionMethod", "PresentationLUTShape",
     )
+    if (tag := pydicom.datadict.tag_for_keyword(k)) is not None
 ]
 _HEADER_KEYWORDS = {tag: pydicom.datadict.keyword_for_tag(tag) for tag in HEADER_TAGS}
 _PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}  # Float, Double Float, Pixel Data
