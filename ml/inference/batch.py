@@ -12,6 +12,7 @@ classified is a result with ``error`` set, never an exception; only cancellation
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -136,7 +137,7 @@ def _classify(
     for done, result in enumerate(todo, start=1):
         check(cancel)
         if result.error is None:
-            image = _guarded(result, lambda r=result: read_image(r.path))
+            image = _guarded(result, functools.partial(read_image, result.path))
             if image is not None:
                 frames = _frames(result, image, frame)
                 if frames:
@@ -179,16 +180,16 @@ def _flush(predictor: Any, pending: list[tuple[FileResult, XRayImage, list[int]]
             result.predictions = [_named(next(it), result.source) for _ in frames]
     else:
         for result, image, frames in pending:
-            preds = _guarded(result, lambda i=image, fs=frames: predictor.predict([(i, f) for f in fs], cancel=cancel))
+            preds = _guarded(result, functools.partial(predictor.predict, [(image, f) for f in frames], cancel=cancel))
             result.predictions = [_named(p, result.source) for p in preds or []]
     if on_file is not None:
         for result, image, _ in pending:
-            _guarded(result, lambda r=result, i=image: on_file(r, i if r.error is None else None))
+            _guarded(result, functools.partial(on_file, result, image if result.error is None else None))
     pending.clear()
 
 
 def _named(prediction: Any, source: str) -> Any:
-    if dataclasses.is_dataclass(prediction) and getattr(prediction, "path", source) != source:
+    if dataclasses.is_dataclass(prediction) and not isinstance(prediction, type) and getattr(prediction, "path", source) != source:
         return dataclasses.replace(prediction, path=source)
     return prediction
 

@@ -197,6 +197,7 @@ class _Safe:
     """A callable handed to the unpickler: no ``__dict__``, so BUILD cannot alter it."""
 
     __slots__ = ("_fn",)
+    _fn: Any
 
     def __init__(self, fn: Any) -> None:
         object.__setattr__(self, "_fn", fn)

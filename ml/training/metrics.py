@@ -239,7 +239,7 @@ def compute_metrics(
             scores, positive = probs[known, j], targets[known, j] > 0.5
             thr = float(thresholds.get(label, 0.5))
             pred = scores >= thr
-            stats = _binary_stats(pred, positive)
+            stats: dict[str, Any] = _binary_stats(pred, positive)
             correct += int((pred == positive).sum())
             total += int(known.sum())
             exact[known] = exact[known] & (pred == positive)
