@@ -99,3 +99,25 @@ def test_tool_bar_has_the_reading_tools_with_their_keys(qtbot, window):
     angle = next(a for a in bar.actions() if a.objectName() == "viewer_tool_angle")
     QTest.mouseClick(bar.widgetForAction(angle), Qt.MouseButton.LeftButton)
     assert window.viewer.state.tool == "angle" and angle.isChecked()
+
+
+def test_tags_and_analysis_docks_can_be_split_and_stay_so(qtbot, window, tmp_path):
+    options = window.dockOptions()
+    assert options & QtWidgets.QMainWindow.DockOption.AllowNestedDocks
+    assert options & QtWidgets.QMainWindow.DockOption.AllowTabbedDocks
+    docks = {d.windowTitle(): d for d in window.findChildren(QtWidgets.QDockWidget)}
+    tags, analysis = docks["Tags"], docks["Analysis"]
+    # what dragging the Analysis tab below the Tags panel does
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, analysis, Qt.Orientation.Vertical)
+    analysis.show()
+    qtbot.waitUntil(lambda: tags.isVisible() and analysis.isVisible() and not window.tabifiedDockWidgets(tags))
+    window.close()  # saves the layout
+    again = MainWindow(Settings(tmp_path / "settings.ini"))
+    qtbot.addWidget(again)
+    again.show()
+    try:
+        docks = {d.windowTitle(): d for d in again.findChildren(QtWidgets.QDockWidget)}
+        qtbot.waitUntil(lambda: docks["Tags"].isVisible() and docks["Analysis"].isVisible())
+        assert not again.tabifiedDockWidgets(docks["Tags"])  # still side by side, not tabbed
+    finally:
+        again.close()
