@@ -197,7 +197,6 @@ class _Safe:
     """A callable handed to the unpickler: no ``__dict__``, so BUILD cannot alter it."""
 
     __slots__ = ("_fn",)
-    _fn: Any
 
     def __init__(self, fn: Any) -> None:
         object.__setattr__(self, "_fn", fn)
@@ -206,7 +205,7 @@ class _Safe:
         raise pickle.UnpicklingError("attribute assignment on a restricted global")
 
     def __call__(self, *args: Any) -> Any:
-        return self._fn(*args)
+        return object.__getattribute__(self, "_fn")(*args)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
