@@ -7,9 +7,18 @@ told to insert, fills in thumbnails as they finish, and forwards expansion and s
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from collections.abc import Callable
+
+from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.browser.presenter import BrowserPresenter
 from app.browser.texts import instance_text, patient_text, series_text, study_text
@@ -35,6 +44,29 @@ def _placeholder(size: int, text: str = "") -> QIcon:
     return QIcon(pix)
 
 
+SERIES_MIME = "application/x-cxr-studio-image-path"  # a series/instance dragged into a viewport
+
+
+class _DragTree(QTreeWidget):
+    """The tree; dragging a series or instance row carries the path of its image (SERIES_MIME)."""
+
+    def __init__(self, entry_for: Callable[[str | None], InstanceEntry | None]):
+        super().__init__()
+        self._entry_for = entry_for
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802 - Qt override
+        return [SERIES_MIME]
+
+    def mimeData(self, items) -> QMimeData:  # noqa: N802 - Qt override
+        mime = QMimeData()
+        entry = self._entry_for(items[0].data(0, KEY_ROLE)) if items else None
+        if entry is not None and entry.is_image:
+            mime.setData(SERIES_MIME, entry.path.encode("utf-8"))
+        return mime
+
+
 class BrowserPanel(QWidget):
     """Shows indexed studies; emits ``instanceSelected(InstanceEntry)`` on selection."""
 
@@ -49,7 +81,7 @@ class BrowserPanel(QWidget):
         self.caption = QLabel("Drop DICOM files, folders or ZIPs here")
         self.caption.setObjectName("panelCaption")
         self.caption.setWordWrap(True)
-        self.tree = QTreeWidget()
+        self.tree = _DragTree(lambda key: self.presenter.entry_for(key))
         self.tree.setObjectName("browserTree")
         self.tree.setHeaderHidden(True)
         self.tree.setIconSize(QSize(ICON_SIZE, ICON_SIZE))

@@ -63,6 +63,32 @@ class GeometryMixin:
         w, h = self._vb.width() / zoom, self._vb.height() / zoom
         self._vb.setRange(rect=QtCore.QRectF(c.x() - w / 2, c.y() - h / 2, w, h), padding=0)
 
+    def fit_zoom(self) -> float:
+        """The zoom (screen pixels per image pixel) at which the whole image fits."""
+        if self._image is None or self._vb.width() <= 0 or self._vb.height() <= 0:
+            return 1.0
+        rows, cols = self._image.shape
+        rect = self._group.mapRectToParent(QtCore.QRectF(0, 0, cols, rows))
+        return min(self._vb.width() / (rect.width() * 1.02), self._vb.height() / (rect.height() * 1.02))
+
+    def camera(self) -> tuple[float, float, float]:
+        """(zoom relative to fit, view centre x and y as fractions of the image's width and height)."""
+        if self._image is None:
+            return 1.0, 0.5, 0.5
+        rows, cols = self._image.shape
+        c = self._group.mapFromParent(self._vb.viewRect().center())
+        return self.zoom_factor() / self.fit_zoom(), c.x() / cols, c.y() / rows
+
+    def set_camera(self, zoom: float, cx: float, cy: float) -> None:
+        """Show the image at ``zoom`` times the fit zoom, centred on the fraction (cx, cy) of it."""
+        if self._image is None:
+            return
+        if abs(zoom - 1.0) < 1e-3 and abs(cx - 0.5) < 1e-3 and abs(cy - 0.5) < 1e-3:
+            self.zoom_fit()
+            return
+        rows, cols = self._image.shape
+        self._set_zoom(zoom * self.fit_zoom(), self._group.mapToParent(QtCore.QPointF(cx * cols, cy * rows)))
+
     def rotate90(self, clockwise: bool = True) -> None:
         self.state.rotate90(clockwise)
 

@@ -30,6 +30,7 @@ class OverlayMixin:
     _magnifier: Magnifier
     _magnifier_on: bool
     _legend: LegendOverlay
+    _caption: str
 
     # ------------------------------------------------------------------ overlay layers
     def add_overlay_layer(self, item: pg.GraphicsObject, name: str) -> None:
@@ -58,6 +59,11 @@ class OverlayMixin:
         return self._legend.legend()
 
     # ------------------------------------------------------------------ corner text
+    def set_caption(self, text: str) -> None:
+        """A first line for the top-right corner (a viewport's role and date, e.g. "Prior 2023-01-10")."""
+        self._caption = text
+        self._update_corner()
+
     def corner_text(self) -> dict[str, list[str]]:
         return self._corner.lines()
 
@@ -75,6 +81,9 @@ class OverlayMixin:
             inverted_by_user=self.state.inverted,
         )
         lines = corner_lines(img.meta, view)
+        caption = self._caption
+        if caption:  # e.g. "Prior 2023-01-10" from a hanging protocol, above the study date
+            lines["tr"] = [caption, *lines["tr"]]
         labels = self.state.orientation_labels()
         if labels is not None:  # orientation markers at the middle of each edge
             lines.update({edge: [text] for edge, text in labels.as_dict().items()})

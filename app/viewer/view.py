@@ -59,6 +59,7 @@ class ImageViewer(GeometryMixin, ExportMixin, OverlayMixin, QtWidgets.QWidget):
         self._factor: int | None = None
         self._lut: np.ndarray | None = None
         self._overlays: dict[str, pg.GraphicsObject] = {}
+        self._caption = ""
 
         self._handler = ToolHandler(self.state, self)
         self._canvas = _Canvas(self, background="k")
