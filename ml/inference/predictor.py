@@ -38,6 +38,7 @@ from ml.errors import CxrError, ModelFileError
 from ml.imaging.image import XRayImage
 from ml.inference.device import choose_device, device_label
 from ml.inference.preprocess import InputGeometry, prepare
+from ml.inference.scope import ScopeGuard
 from ml.models.manifest import xrv_op_norm
 from ml.progress import CancelToken, ProgressCallback, check, report
 
@@ -70,6 +71,10 @@ class Prediction:
     uncalibrated: list[bool] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # e.g. "fell back to the CPU"
     geometry: InputGeometry | None = field(default=None, repr=False)
+    #: the out-of-scope guard (ml.inference.scope): False when this is not what the model was made
+    #: for (hide the results unless the user asks); ``scope_note`` says why, or holds a remark
+    in_scope: bool = True
+    scope_note: str = ""
 
     @property
     def scores(self) -> dict[str, float]:
@@ -162,6 +167,7 @@ class Predictor:
             raise ModelFileError(f"Model '{manifest.name}' has no label it was trained on.")
         self.model = model.eval()
         self._place(self.device)
+        self.scope = ScopeGuard(manifest, self.model)
 
     # ------------------------------------------------------------------ device
 
@@ -212,7 +218,7 @@ class Predictor:
                     logits = self.model(x)
             else:
                 logits = self.model(x)
-            logits = logits.float()
+            logits = logits.float() / float(getattr(self.manifest, "temperature", None) or 1.0)
             if self.manifest.task == "multilabel":
                 probs = torch.sigmoid(logits)
             else:
@@ -295,9 +301,12 @@ class Predictor:
             chunk = images[start : start + self.batch_size]
             prepared = [prepare(image, frame, self.manifest) for image, frame in chunk]
             messages: list[str] = []
+            self.scope.start()
             probs = self._infer(np.stack([a for a, _ in prepared]), messages)
-            for (image, frame), (_, geometry), row in zip(chunk, prepared, probs, strict=True):
+            verdicts = self.scope.assess(chunk)
+            for (image, frame), (_, geometry), row, v in zip(chunk, prepared, probs, verdicts, strict=True):
                 results.append(self._prediction(str(image.meta.path), frame, row, geometry, messages))
+                results[-1].in_scope, results[-1].scope_note = v.in_scope, v.note
             start += len(chunk)
             report(progress, start, total, f"{start} of {total} image(s) classified")
         return results

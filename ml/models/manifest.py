@@ -124,6 +124,10 @@ class ModelManifest:
     calibration: str | None = None
     hidden_labels: list[str] = field(default_factory=list)
     provenance: Provenance = field(default_factory=Provenance)
+    #: temperature scaling of the logits (logits / T), fitted on validation data; None: not scaled
+    temperature: float | None = None
+    #: out-of-scope guard statistics (ml.inference.scope.fit_feature_statistics + threshold); None: none
+    scope: dict[str, Any] | None = None
     version: str = "1.0"
     description: str = ""
     disclaimer: str = DISCLAIMER
@@ -178,6 +182,9 @@ class ModelManifest:
                 raise bad(f"threshold for unknown label '{label}'")
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= 1.0):
                 raise bad(f"threshold for '{label}' must be between 0 and 1")
+        t = self.temperature
+        if t is not None and not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
+            raise bad("the temperature must be a positive number")
         unknown = [x for x in self.hidden_labels if x not in self.labels]
         if unknown:
             raise bad(f"hidden label '{unknown[0]}' is not a label")
