@@ -7,12 +7,11 @@ panel plugs in through :meth:`MainWindow.add_dock` and the "Analysis" menu.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -23,9 +22,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.browser import BrowserPanel, ImageLoader, IndexController, ThumbnailLoader, local_paths
+from app.browser import BrowserPanel, ImageLoader, IndexController, ThumbnailLoader
+from app.browser.rules import first_to_show, is_radiograph
 from app.browser.texts import opened_message
 from app.dialogs import NOT_FOR_DIAGNOSTIC_USE, ShortcutsDialog, format_problems, show_about, show_message
+from app.drop import FileDropMixin
 from app.menus import (
     IMAGE_FILTER,
     ZIP_FILTER,
@@ -37,12 +38,13 @@ from app.menus import (
 from app.progress import ProgressPanel, count_text
 from app.settings import Preferences, Settings
 from app.tags import TagPanel
+from app.viewer.shortcuts import install_window_shortcuts
+from app.viewer.toolbar import build_tool_bar
 from ml.errors import CxrError
 from ml.imaging.index import InstanceEntry, StudyIndex
 
-log = logging.getLogger(__name__)
 
-class MainWindow(QMainWindow):
+class MainWindow(FileDropMixin, QMainWindow):
     def __init__(self, settings: Settings | None = None, viewer: QWidget | None = None):
         super().__init__()
         self.setObjectName("mainWindow")
@@ -56,6 +58,8 @@ class MainWindow(QMainWindow):
             viewer = ImageViewer()
         self.viewer = viewer
         self.setCentralWidget(self.viewer)
+        option = QMainWindow.DockOption  # docks side by side or tabbed (Tags and Analysis at once); saved
+        self.setDockOptions(option.AnimatedDocks | option.AllowNestedDocks | option.AllowTabbedDocks)
         self.indexer = IndexController(parent=self)
         self.loader = ImageLoader(parent=self)
         self.thumbnails = ThumbnailLoader(size=self.prefs.thumbnail_size, parent=self)
@@ -85,11 +89,8 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
         dock.setWidget(widget)
-        dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-        )
+        feature = QDockWidget.DockWidgetFeature
+        dock.setFeatures(feature.DockWidgetMovable | feature.DockWidgetClosable | feature.DockWidgetFloatable)
         self.addDockWidget(area, dock)
         if hasattr(self, "panels_menu"):
             self.panels_menu.addAction(dock.toggleViewAction())
@@ -136,6 +137,9 @@ class MainWindow(QMainWindow):
 
         view_menu = bar.addMenu("&View")
         self.viewer_actions = [a for a in self.viewer.actions() if not a.isSeparator() and a.text()]
+        self.window_shortcuts = install_window_shortcuts(self, self.viewer)  # window-wide viewer keys
+        self.viewer_tool_bar = build_tool_bar(self.viewer_actions, self)  # W/L, zoom, measure, rotate, ...
+        self.addToolBar(self.viewer_tool_bar)
         self.viewer_groups = group_viewer_actions(self.viewer_actions)
         for title, actions in self.viewer_groups:
             view_menu.addMenu(title).addActions(actions)
@@ -225,31 +229,12 @@ class MainWindow(QMainWindow):
         fill_recent_menu(self.recent_menu, self.settings.recent_files(), lambda p: self.open_paths([p]),
                          self.settings.clear_recent)
 
-    # -- drag and drop -----------------------------------------------------------------------------
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
-        if local_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802
-        if local_paths(event.mimeData()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        paths = local_paths(event.mimeData())
-        if not paths:
-            event.ignore()
-            return
-        event.acceptProposedAction()
-        self.open_paths(paths)
-
     # -- indexing results --------------------------------------------------------------------------
     def _on_batch(self, rid: int, entries: list[InstanceEntry]) -> None:
         self.browser.add_instances(entries)
-        if rid in self._auto_show:
-            first = next((e for e in entries if e.is_image), None)
-            if first is not None and self.browser.select_path(first.path):
+        if rid in self._auto_show:  # a radiograph at once; anything else when indexing is done
+            first = first_to_show(entries)
+            if first is not None and is_radiograph(first.meta) and self.browser.select_path(first.path):
                 self._auto_show.discard(rid)
                 self.viewer.setFocus()  # the viewer's keys (W, L, M, B, ...) work at once
 
@@ -260,7 +245,7 @@ class MainWindow(QMainWindow):
         self.browser.add_errors(index.errors)
         if rid in self._auto_show:  # no image came in a batch: show the first file there is
             self._auto_show.discard(rid)
-            first = next((e for e in entries if e.is_image), entries[0] if entries else None)
+            first = first_to_show(entries)  # a radiograph, else other DICOM, else a PNG/JPEG
             if first is not None:
                 self.browser.select_path(first.path)
         current = self.statusBar().currentMessage()
