@@ -12,7 +12,6 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.browser.tree import SERIES_MIME
 from app.viewer import ImageViewer
 from app.viewer.layout import ViewerGrid
-
 from tests.test_viewer import synthetic
 
 
