@@ -56,6 +56,8 @@ def test_densenet_with_inplace_relus_gives_a_gradcam_map() -> None:
     net = torchvision.models.DenseNet(
         growth_rate=8, block_config=(2, 2, 2, 2), num_init_features=16, num_classes=3
     )
+    with torch.no_grad():  # random weights may score every class negative everywhere (no evidence):
+        net.classifier.weight[0] = net.classifier.weight[0].abs()  # class "a" gets some
     net.eval()
     m = manifest(architecture="densenet121", labels=["a", "b", "c"], channels=3, input_size=64)
     image = make_phantom(200, 256, seed=1).image
@@ -151,8 +153,10 @@ INPUT = 96
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[nn.Module, ModelManifest]:
-    """The registry's compact CNN trained on lesion / normal phantoms (non-square, three sizes), seeded
-    (Grad-CAM hits 10-12 of 12 over training seeds 0, 1, 2)."""
+    """The registry's compact CNN trained on lesion / normal phantoms (non-square, three sizes), seeded.
+
+    Over training seeds 0-5, Grad-CAM's maximum hits the lesion in 32-36 of the 36 held-out phantoms
+    and occlusion's in 35-36, so the 80% bar below (29 of 36) holds with a margin."""
     torch.manual_seed(0)
     m = manifest(input_size=INPUT)
     train = phantom_set(64, True, seed=1) + phantom_set(64, False, seed=2)
@@ -184,22 +188,27 @@ def test_trained_phantom_model_is_accurate(trained) -> None:
 
 def test_gradcam_and_occlusion_point_at_the_lesion(trained) -> None:
     """On held-out lesion phantoms of three non-square sizes, the maximum of each heatmap lies in
-    the lesion's box (grown by 4 source pixels) in at least 80% of the images."""
+    the lesion's box (grown by 4 source pixels) in at least 80% of the images. Grad-CAM is cheap
+    and scores 32-36 of 36 over training seeds: it is judged on 36 phantoms, where one unlucky
+    phantom moves the rate by 3%, not 8%. Occlusion (slow: a forward pass per window position)
+    scores 12 of 12 on every seed and is judged on the first 12."""
     model, m = trained
-    held_out = phantom_set(12, True, seed=11)
+    held_out = phantom_set(36, True, seed=11)
     assert {p.image.shape for p in held_out} == set(SIZES)
     hits = {"gradcam": 0, "occlusion": 0}
     with (
         GradCam(model, m, layer="layer3") as cam,
         OcclusionExplainer(model, m, window=16, stride=4, perturbations_per_eval=32) as occ,
     ):
-        for ph in held_out:
+        for i, ph in enumerate(held_out):
             for name, explainer in (("gradcam", cam), ("occlusion", occ)):
+                if name == "occlusion" and i >= 12:
+                    continue
                 h = explainer.explain(ph.image, target="lesion")
                 assert h.shape == ph.image.shape
                 hits[name] += ph.contains(*h.argmax(), margin=4)
     assert hits["gradcam"] >= 0.8 * len(held_out), hits
-    assert hits["occlusion"] >= 0.8 * len(held_out), hits
+    assert hits["occlusion"] >= 0.8 * 12, hits
 
 
 # --------------------------------------------------------------------------- agreement with pytorch-grad-cam
