@@ -115,6 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ml.training.config import TrainConfig
     from ml.training.runner import run_training
 
+    run_dir: Path | None
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.json").is_file():

@@ -111,7 +111,13 @@ def test_events_round_trip_through_the_file_typed(tmp_path: Path) -> None:
     with open(path, "a", encoding="utf-8") as fh:
         fh.write('{"event": "from_the_future", "x": 1}\n{"event": "batch", "epo')  # half-written last line
     events, offset = ev.read_events(path)
-    assert [type(e) for e in events] == [ev.Start, ev.BatchDone, ev.EpochEnd, ev.CheckpointSaved, ev.UnknownEvent]
+    assert [type(e) for e in events] == [
+        ev.Start,
+        ev.BatchDone,
+        ev.EpochEnd,
+        ev.CheckpointSaved,
+        ev.UnknownEvent,
+    ]
     assert events[1] == seen[1] and events[1].loss == 0.5 and events[1].elapsed >= 0
     assert events[2].val_loss is None  # NaN is written as null
     assert events[3].kind == "stop" and events[4].name == "from_the_future"

@@ -26,7 +26,7 @@ class CheckpointError(CxrError):
 
 
 def rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": _py_state_to_tensor(random.getstate()),

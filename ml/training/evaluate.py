@@ -39,7 +39,9 @@ def evaluate_model(
     dev = choose_device(device)
     model, manifest = load_model(model_path, dev)
     source = load_source(
-        DataConfig(path=str(data), preset=preset, labels=list(manifest.labels), frontal_only=False),
+        DataConfig.from_dict(
+            {"path": str(data), "preset": preset, "labels": list(manifest.labels), "frontal_only": False}
+        ),  # fmt: skip
         progress,
         cancel,
     )

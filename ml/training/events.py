@@ -204,13 +204,13 @@ def parse_event(line: str | bytes | dict[str, Any]) -> Event:
     if not isinstance(record, dict):
         raise ValueError("an event must be a JSON object")
     name = str(record.get("event", ""))
-    common = {"time": str(record.get("time", "")), "elapsed": float(record.get("elapsed") or 0.0)}
+    stamp, elapsed = str(record.get("time", "")), float(record.get("elapsed") or 0.0)
     cls = EVENT_TYPES.get(name)
     if cls is None:
         rest = {k: v for k, v in record.items() if k not in ("event", "time", "elapsed")}
-        return UnknownEvent(name=name, fields_=rest, **common)
+        return UnknownEvent(time=stamp, elapsed=elapsed, name=name, fields_=rest)
     known = {f.name for f in fields(cls)} - {"time", "elapsed"}
-    return cls(**common, **{k: v for k, v in record.items() if k in known})
+    return cls(time=stamp, elapsed=elapsed, **{k: v for k, v in record.items() if k in known})
 
 
 def read_events(path: str | os.PathLike[str], offset: int = 0) -> tuple[list[Event], int]:

@@ -1,130 +1,133 @@
-"""The end of a training run: best weights -> validation/test metrics -> metrics.json -> model file.
-
-:func:`finish_run` is :meth:`ml.training.runner.Run.finish`.
-"""
+"""The end of a training run: best weights -> validation/test metrics -> metrics.json -> model file."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from torch import nn
 
 from ml import __version__
+from ml.models.manifest import ModelManifest
 from ml.training import distributed
 from ml.training.checkpoint import load_checkpoint
 from ml.training.events import Finished
+from ml.training.fit import FitResult, predict
 from ml.training.metrics import choose_thresholds, compute_metrics, summary, write_metrics
-from ml.training.rundir import TrainResult
-
-if TYPE_CHECKING:
-    from ml.training.runner import Run
+from ml.training.rundata import Loaders, RunData
+from ml.training.rundir import RunEnv, TrainResult
 
 
-def finish_run(run: Run) -> TrainResult:
-    """Reload the best weights, evaluate on validation and test, write metrics.json and the model file."""
-    cfg, ctx = run.config, run.ctx
-    best_path = run.run_dir / "checkpoints" / "best.pt"
+def finish(
+    env: RunEnv,
+    data: RunData,
+    loaders: Loaders,
+    model: nn.Module,
+    criterion: nn.Module,
+    fitted: FitResult,
+    *,
+    export_model: nn.Module | None = None,
+    origin: str = "",
+    final: bool = True,
+) -> TrainResult:
+    """Reload the best weights into ``model``, evaluate on validation and test, write metrics.json and
+    the model file (``export_model``: the whole network when ``model`` is only its head).
+
+    ``final=False`` (an auto-tune trial) stops after reloading the best weights.
+    """
+    cfg, ctx, run_dir = env.config, env.ctx, env.run_dir
+    best_path = run_dir / "checkpoints" / "best.pt"
     distributed.barrier(ctx)
     if best_path.is_file():
-        run.model.load_state_dict(load_checkpoint(best_path)["model"])
-    if not run.final:
-        return TrainResult(run.run_dir, None, None, {}, run.best_epoch, run.best_value)
+        model.load_state_dict(load_checkpoint(best_path)["model"])
+    if not final:
+        return TrainResult(run_dir, None, None, {}, fitted.best_epoch, fitted.best_value)
+    labels, task = data.labels, data.task
     thresholds = None
     val_metrics = None
-    if len(run.val_ds):
-        vp, vt, vi, vloss = run.predict(run.val_loader)
-        if run.task == "multilabel":
-            thresholds = choose_thresholds(vp, vt, run.labels)
-        val_patients = [run.split.patients[i] for i in run.split.indices("val")]
+    if len(loaders.val_ds):  # type: ignore[arg-type]
+        vp, vt, vi, vloss = predict(env, model, criterion, loaders.val, task)
+        if task == "multilabel":
+            thresholds = choose_thresholds(vp, vt, labels)
+        val_patients = data.patients("val")
         val_metrics = compute_metrics(
-            vp,
-            vt,
-            run.labels,
-            run.task,
-            thresholds=thresholds,
-            loss=vloss,
-            patients=[val_patients[int(i)] for i in vi],
-            n_boot=0,
-        )
-    tp, tt, ti, tloss = run.predict(run.test_loader)
-    test_patients = [run.split.patients[i] for i in run.split.indices("test")]
+            vp, vt, labels, task, thresholds=thresholds, loss=vloss,
+            patients=[val_patients[int(i)] for i in vi], n_boot=0,
+        )  # fmt: skip
+    tp, tt, ti, tloss = predict(env, model, criterion, loaders.test, task)
+    test_patients = data.patients("test")
     test_metrics = compute_metrics(
-        tp,
-        tt,
-        run.labels,
-        run.task,
-        thresholds=thresholds,
-        loss=tloss,
-        patients=[test_patients[int(i)] for i in ti],
-        n_boot=cfg.bootstrap,
-        seed=cfg.seed,
-    )
+        tp, tt, labels, task, thresholds=thresholds, loss=tloss,
+        patients=[test_patients[int(i)] for i in ti], n_boot=cfg.bootstrap, seed=cfg.seed,
+    )  # fmt: skip
     if not ctx.is_main:
-        return TrainResult(run.run_dir, None, None, test_metrics, run.best_epoch, run.best_value)
-    test_samples = run.split.subset("test")
-    misclassified = _misclassified(tp, tt, ti, test_samples, run.labels, run.task, thresholds)
+        return TrainResult(run_dir, None, None, test_metrics, fitted.best_epoch, fitted.best_value)
+    report = data.data.report
+    misclassified = _misclassified(tp, tt, ti, data.split.subset("test"), labels, task, thresholds)
     metrics = {
         "test": test_metrics,
         "val": val_metrics,
         "thresholds": thresholds,
-        "best_epoch": run.best_epoch,
-        "monitor": run.monitor,
-        "best_value": run.best_value,
-        "history": run.history,
-        "split": run.split.summary(),
+        "best_epoch": fitted.best_epoch,
+        "monitor": fitted.monitor,
+        "best_value": fitted.best_value,
+        "history": fitted.history,
+        "split": data.split.summary(),
         "misclassified": misclassified,
-        "data": {
-            "source": run.data.report.source,
-            "kind": run.data.report.kind,
-            "per_class": run.data.report.per_class,
-        },
+        "data": {"source": report.source, "kind": report.kind, "per_class": report.per_class},
     }
-    metrics_path = run.run_dir / "metrics.json"
+    metrics_path = run_dir / "metrics.json"
     write_metrics(metrics_path, metrics)
-    manifest = run.manifest
-    manifest.thresholds = thresholds
-    manifest.provenance.training_data = f"{run.data.report.kind} {run.data.report.source}: " + ", ".join(
-        f"{k} {v}" for k, v in run.data.report.per_class.items()
-    )
-    s = run.split.summary()["splits"]
-    r = cfg.split.ratios
-    manifest.provenance.split = (
-        f"{run.split.level}-level split ({run.split.source}), ratios {r[0]:.2f}/{r[1]:.2f}/{r[2]:.2f}, "
-        f"seed {cfg.seed}: "
-        + ", ".join(f"{k} {v['images']} images / {v['patients']} patients" for k, v in s.items())
-    )
-    manifest.provenance.metrics = {
-        "test": summary(test_metrics),
-        "per_class_auroc": {k: v.get("auroc") for k, v in test_metrics["per_class"].items()},
-        "best_epoch": run.best_epoch,
-    }
-    manifest.provenance.date = datetime.now().isoformat(timespec="seconds")
-    manifest.provenance.app_version = __version__
-    manifest.provenance.extra = {
-        "config": cfg.to_dict(),
-        "split_counts": s,
-        "started_from": run.origin,
-        "run": run.run_dir.name,
-    }
+    manifest = final_manifest(env, data, test_metrics, thresholds, fitted.best_epoch, origin)
     from ml.models.bundle import save_model
 
-    model_path = save_model(run.run_dir / "model.safetensors", run.export_model, manifest)
+    model_path = save_model(run_dir / "model.safetensors", export_model or model, manifest)
     installed = None
     if cfg.install:
         from ml.models.library import install_model_file
 
         installed = install_model_file(model_path).path
-    run.events.emit(
+    env.events.emit(
         Finished(
-            model_path=str(model_path),
-            metrics_path=str(metrics_path),
-            split_path=str(run.run_dir / "split.csv"),
-            metrics=summary(test_metrics),
-            installed=str(installed) if installed else None,
+            model_path=str(model_path), metrics_path=str(metrics_path), split_path=str(run_dir / "split.csv"),
+            metrics=summary(test_metrics), installed=str(installed) if installed else None,
         )
-    )
+    )  # fmt: skip
     return TrainResult(
-        run.run_dir, model_path, metrics_path, metrics, run.best_epoch, run.best_value, installed
+        run_dir, model_path, metrics_path, metrics, fitted.best_epoch, fitted.best_value, installed
     )
+
+
+def final_manifest(
+    env: RunEnv,
+    data: RunData,
+    test_metrics: dict[str, Any],
+    thresholds: dict[str, float] | None,
+    best_epoch: int,
+    origin: str,
+) -> ModelManifest:
+    """The run's manifest with the operating points and the provenance (data, split, metrics, config)."""
+    cfg, report, split = env.config, data.data.report, data.split
+    s = split.summary()["splits"]
+    r = cfg.split.ratios
+    provenance = replace(
+        data.manifest.provenance,
+        training_data=f"{report.kind} {report.source}: "
+        + ", ".join(f"{k} {v}" for k, v in report.per_class.items()),
+        split=f"{split.level}-level split ({split.source}), ratios {r[0]:.2f}/{r[1]:.2f}/{r[2]:.2f}, "
+        f"seed {cfg.seed}: "
+        + ", ".join(f"{k} {v['images']} images / {v['patients']} patients" for k, v in s.items()),
+        metrics={
+            "test": summary(test_metrics),
+            "per_class_auroc": {k: v.get("auroc") for k, v in test_metrics["per_class"].items()},
+            "best_epoch": best_epoch,
+        },
+        date=datetime.now().isoformat(timespec="seconds"),
+        app_version=__version__,
+        extra={"config": cfg.to_dict(), "split_counts": s, "started_from": origin, "run": env.run_dir.name},
+    )
+    return replace(data.manifest, thresholds=thresholds, provenance=provenance)
 
 
 def _misclassified(
@@ -134,14 +137,14 @@ def _misclassified(
     for p, t, i in zip(probs, targets, idx, strict=True):
         s = samples[int(i)]
         if task == "multiclass":
-            pred = int(p.argmax())
-            if pred != int(t):
+            top = int(p.argmax())
+            if top != int(t):
                 out.append(
                     {
                         "path": s.path,
                         "label": labels[int(t)],
-                        "predicted": labels[pred],
-                        "probability": round(float(p[pred]), 4),
+                        "predicted": labels[top],
+                        "probability": round(float(p[top]), 4),
                     }
                 )
         else:

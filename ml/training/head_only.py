@@ -8,14 +8,18 @@ model file holds the whole network (backbone unchanged, new head).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ml.models import registry
 from ml.training import build
-from ml.training.dataset import ResumableSampler, class_balancing_weights
+from ml.training.dataset import ResumableSampler, XrayDataset
 from ml.training.events import CacheProgress
+from ml.training.rundata import Loaders, loader_for
+from ml.training.rundir import RunEnv
 
 
 class FeatureDataset(Dataset):
@@ -55,44 +59,41 @@ def extract_features(
     return out
 
 
-def fit_head_only(run) -> None:  # noqa: ANN001 - ml.training.runner.Run (circular import otherwise)
-    cfg, ctx = run.config, run.ctx
-    arch = run.manifest.architecture
-    full = run.model
+@dataclass(frozen=True)
+class HeadOnly:
+    """What head-only mode trains instead of the full model: the head, its optimiser, feature loaders."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loaders: Loaders
+
+
+def prepare_head_only(
+    env: RunEnv, full: nn.Module, arch: str, loaders: Loaders, labels: list[str], task: str
+) -> HeadOnly:
+    """Freeze the backbone of ``full``, compute every image's head input once, and return the head
+    (a submodule of ``full``: training it trains ``full``'s head), its optimiser and feature loaders."""
+    cfg = env.config
     head = full.get_submodule(registry.get_spec(arch).head)
     build.set_backbone_frozen(full, arch, True)
-    loaders = {}
-    for name, ds in (("train", run.train_ds), ("val", run.val_ds), ("test", run.test_ds)):
+    parts: dict[str, tuple[FeatureDataset, DataLoader, ResumableSampler]] = {}
+    for name, ds in (("train", loaders.train_ds), ("val", loaders.val_ds), ("test", loaders.test_ds)):
+        assert isinstance(ds, XrayDataset)
         plain = DataLoader(
-            ds.__class__(ds.samples, ds.labels, ds.task, ds.cache, None, ds.seed),
+            XrayDataset(ds.samples, ds.labels, ds.task, ds.cache, None, ds.seed),
             batch_size=cfg.batch_size,
             num_workers=cfg.workers,
         )
-        feats = extract_features(full, head, plain, run.device) if len(ds) else torch.empty(0)
+        feats = extract_features(full, head, plain, env.device) if len(ds) else torch.empty(0)
         fds = FeatureDataset(feats, ds.targets)
-        train = name == "train"
-        weights = (
-            class_balancing_weights(fds.targets, len(run.labels), run.task)
-            if (train and cfg.imbalance == "sampler")
-            else None
-        )
-        sampler = ResumableSampler(
-            fds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=train, seed=cfg.seed, weights=weights
-        )
-        g = torch.Generator()
-        g.manual_seed(cfg.seed)
-        loaders[name] = (
-            fds,
-            DataLoader(fds, batch_size=cfg.batch_size, sampler=sampler, generator=g),
-            sampler,
-        )
-        if ctx.is_main:
-            run.events.emit(CacheProgress(done=len(ds), total=len(ds), features=name))
-    run.train_ds, run.train_loader, run.train_sampler = loaders["train"]
-    run.val_ds, run.val_loader, _ = loaders["val"]
-    run.test_ds, run.test_loader, _ = loaders["test"]
-    run.export_model = full
-    run.model = head
-    run.optimizer = build.build_optimizer(cfg, head.parameters())
-    run.scheduler, run.sched_when = build.build_scheduler(cfg, run.optimizer, run.steps_per_epoch, run.mode)
-    run.fit()
+        loader, sampler = loader_for(cfg, fds, fds.targets, labels, task, env.ctx, train=name == "train")
+        parts[name] = (fds, loader, sampler)
+        if env.is_main:
+            env.events.emit(CacheProgress(done=len(ds), total=len(ds), features=name))
+    (train_ds, train, sampler), (val_ds, val, _), (test_ds, test, _) = (
+        parts["train"],
+        parts["val"],
+        parts["test"],
+    )
+    optimizer = build.build_optimizer(cfg, head.parameters())
+    return HeadOnly(head, optimizer, Loaders(train_ds, train, sampler, val_ds, val, test_ds, test))

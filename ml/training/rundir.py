@@ -1,6 +1,8 @@
-"""The run folder of a training run, seeding, stop requests and what a run returns.
+"""The run folder of a training run, what every phase of a run receives (:class:`RunEnv`), seeding,
+stop requests and what a run returns (:class:`TrainResult`).
 
-Shared by :mod:`ml.training.runner` (which re-exports these names) and :mod:`ml.training.finish`.
+Shared by the phases (:mod:`~ml.training.rundata`, :mod:`~ml.training.fit`, :mod:`~ml.training.finish`)
+and :mod:`ml.training.runner`, which re-exports the public names.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ml.errors import CxrError
 from ml.progress import CancelToken
 from ml.training import distributed
 from ml.training.config import TrainConfig
+from ml.training.events import EventWriter
 
 STOP_FILE = "STOP"
 
@@ -43,6 +46,46 @@ class TrainResult:
     best_epoch: int
     best_value: float | None
     installed_path: Path | None = None
+
+
+class Stopper:
+    """Stop requests: the STOP file in the run folder or a CancelToken; agreed across ranks."""
+
+    def __init__(self, run_dir: Path, cancel: CancelToken | None, ctx: distributed.DistContext) -> None:
+        self.path, self.cancel, self.ctx = run_dir / STOP_FILE, cancel, ctx
+
+    def __call__(self) -> bool:
+        local = self.path.exists() or bool(self.cancel and self.cancel.cancelled)
+        return distributed.any_rank(self.ctx, local)
+
+
+@dataclass(frozen=True)
+class RunEnv:
+    """What every phase of one run receives: built once by ``run_training``, never changed."""
+
+    config: TrainConfig
+    run_dir: Path
+    ctx: distributed.DistContext
+    events: EventWriter
+    cancel: CancelToken | None = None
+    #: continue from ``<run>/checkpoints/last.pt`` and the run's split.csv when they exist
+    resume: bool = False
+
+    @property
+    def device(self) -> torch.device:
+        return self.ctx.device
+
+    @property
+    def amp(self) -> bool:
+        """Mixed precision: asked for, and on CUDA."""
+        return bool(self.config.amp and self.ctx.device.type == "cuda")
+
+    @property
+    def is_main(self) -> bool:
+        return self.ctx.is_main
+
+    def stopper(self) -> Stopper:
+        return Stopper(self.run_dir, self.cancel, self.ctx)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -73,14 +116,3 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-
-
-class Stopper:
-    """Stop requests: the STOP file in the run folder or a CancelToken; agreed across ranks."""
-
-    def __init__(self, run_dir: Path, cancel: CancelToken | None, ctx: distributed.DistContext) -> None:
-        self.path, self.cancel, self.ctx = run_dir / STOP_FILE, cancel, ctx
-
-    def __call__(self) -> bool:
-        local = self.path.exists() or bool(self.cancel and self.cancel.cancelled)
-        return distributed.any_rank(self.ctx, local)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ml.errors import CxrError
 from ml.training import distributed
 from ml.training.config import TrainConfig
-from ml.training.events import EventWriter, Trial, TuneDone
+from ml.training.events import Event, EventWriter, Trial, TuneDone
+from ml.training.fit import monitor_of
 from ml.training.runner import TrainResult, new_run_dir, run_training
 
 
@@ -46,7 +48,7 @@ def tune_and_train(
     *,
     events_path: str | os.PathLike[str] | None = None,
     event_stream: Any = None,
-    listeners: list | None = None,
+    listeners: list[Callable[[Event], None]] | None = None,
 ) -> TrainResult:
     """Run ``config.tune_trials`` trials, then the final training with the best parameters."""
     optuna = _optuna()
@@ -56,7 +58,7 @@ def tune_and_train(
     run = Path(run_dir) if run_dir else new_run_dir(config)
     run.mkdir(parents=True, exist_ok=True)
     log = EventWriter(events_path or run / "events.jsonl", event_stream, listeners=listeners)
-    _, mode = _monitor(config)
+    _, mode = monitor_of(config)
     study = optuna.create_study(
         direction="minimize" if mode == "min" else "maximize",
         sampler=optuna.samplers.TPESampler(seed=config.seed),
@@ -109,9 +111,3 @@ def tune_and_train(
         listeners=listeners,
         cache_dir=run / "cache",
     )
-
-
-def _monitor(config: TrainConfig) -> tuple[str, str]:
-    from ml.training.runner import monitor_of
-
-    return monitor_of(config)
