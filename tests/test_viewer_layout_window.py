@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from PySide6.QtCore import QSettings
 from pydicom.uid import generate_uid
+from PySide6.QtCore import QSettings
 
 from app.main_window import MainWindow
 from app.settings import Settings
