@@ -407,7 +407,7 @@ def test_csv_batch_on_a_folder(ready, qtbot, tmp_path: Path, rsna: Path) -> None
         reader = csv.reader(fh)
         header = next(reader)
         body = list(reader)
-    assert header == ["path", "frame", *LABELS, "prediction", "disclaimer"]
+    assert header == ["path", "frame", *LABELS, "prediction", "in_scope", "scope_note", "disclaimer"]
     assert sorted(Path(r[0]).name for r in body) == ["a.dcm", "b.dcm", "c.png"]
     for r in body:
         p = [float(x) for x in r[2:4]]

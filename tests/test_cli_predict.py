@@ -57,8 +57,10 @@ def test_predict_folder_writes_csv_and_heatmaps(model_file: Path, shared_data: P
     assert code == 0
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == 16
-    assert list(rows[0]) == ["path", "frame", "NORMAL", "PNEUMONIA", "prediction", "disclaimer"]
+    assert list(rows[0]) == ["path", "frame", "NORMAL", "PNEUMONIA", "prediction", "in_scope", "scope_note",
+                             "disclaimer"]
     for row in rows:
+        assert row["in_scope"] == "yes"  # real chest radiographs (a model without feature statistics)
         p = float(row["NORMAL"]) + float(row["PNEUMONIA"])
         assert p == pytest.approx(1.0, abs=1e-4)
         assert row["prediction"] in ("NORMAL", "PNEUMONIA") and row["frame"] == "1"
@@ -126,8 +128,14 @@ def test_predict_zip_and_dicom_folder_with_a_damaged_file(model_file: Path, dico
     err = capsys.readouterr().err
     assert code == 2  # some failed
     rows = list(csv.DictReader(out_csv.open()))
-    assert list(rows[0]) == ["path", "frame", "NORMAL", "PNEUMONIA", "prediction", "disclaimer", "error"]
+    assert list(rows[0]) == ["path", "frame", "NORMAL", "PNEUMONIA", "prediction", "in_scope", "scope_note",
+                             "disclaimer", "error"]
     ok = [r for r in rows if not r["error"]]
+    scope = {Path(r["path"]).name: (r["in_scope"], r["scope_note"]) for r in ok}
+    assert scope["rsna_cxr_pa.dcm"][0] == "yes"
+    assert scope["emri_small_RLE.dcm"][0] == "no" and "modality MR" in scope["emri_small_RLE.dcm"][1]
+    assert scope["RG3_J2KR.dcm"] == ("no", "body part EXTREMITY (CHEST expected)")
+    assert "do not look like frontal chest radiographs" in err
     assert sorted({r["path"] for r in ok}) == sorted(
         [str(folder / "emri_small_RLE.dcm"), str(folder / "rsna_cxr_pa.dcm"), f"{archive}:inside/RG3_J2KR.dcm"])
     assert len(ok) == 1 + 10 + 1  # every frame of the multi-frame file

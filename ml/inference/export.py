@@ -1,7 +1,8 @@
 """Prediction exports shared by the CLI (`cxr predict -o`) and the GUI (batch CSV).
 
 CSV columns: ``path``, ``frame`` (from 1), one column per label with its probability,
-``prediction``, and ``disclaimer`` ("Not for diagnostic use." on every row).
+``prediction``, ``in_scope`` (``yes``/``no``: the out-of-scope guard, :mod:`ml.inference.scope`),
+``scope_note`` (why not, or a remark) and ``disclaimer`` ("Not for diagnostic use." on every row).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def csv_text(
     labels = list(labels or (predictions[0].labels if predictions else []))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", "frame", *labels, "prediction", "disclaimer", *(["error"] if errors else [])])
+    writer.writerow(["path", "frame", *labels, "prediction", "in_scope", "scope_note", "disclaimer",
+                     *(["error"] if errors else [])])  # fmt: skip
     for p in predictions:
         scores = p.scores
         writer.writerow(
@@ -43,12 +45,14 @@ def csv_text(
                 p.frame + 1,
                 *(f"{scores[label]:.6f}" if label in scores else "" for label in labels),
                 prediction_text(p),
+                "yes" if getattr(p, "in_scope", True) else "no",
+                getattr(p, "scope_note", ""),
                 DISCLAIMER,
                 *([""] if errors else []),
             ]
         )
     for path, message in errors:
-        writer.writerow([path, "", *("" for _ in labels), "", DISCLAIMER, message])
+        writer.writerow([path, "", *("" for _ in labels), "", "no", "not classified (see error)", DISCLAIMER, message])
     return out.getvalue()
 
 
