@@ -81,12 +81,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from ml.fileio import save_png_atomic
-    from ml.imaging.display import render
-    from ml.imaging.image import Window
+    from ml.imaging.display import manual_window, render
     from ml.imaging.read import read_image
 
     image = read_image(args.path)
-    voi = Window(args.window[0], args.window[1], "LINEAR", "command line") if args.window else None
+    voi = manual_window(image, *args.window, frame=args.frame - 1) if args.window else None
     if args.window and args.window[1] <= 0:
         raise CxrError("The window width must be positive.")
     out = render(image, frame=args.frame - 1, voi=voi)

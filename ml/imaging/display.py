@@ -124,6 +124,17 @@ def chest_preset_window(image: XRayImage, preset: ChestPreset, frame: int = 0) -
     return Window(lo + fraction * span, max(span * preset.width_fraction, 1.0), "LINEAR", preset.name)
 
 
+def manual_window(image: XRayImage, center: float, width: float, frame: int = 0) -> Window:
+    """A window the user typed: LINEAR for integer pixel values, LINEAR_EXACT for float ones.
+
+    DICOM's LINEAR function (C.11.2.1.2) treats a width <= 1 as a threshold, which turns float data
+    (e.g. values in [0, 1]) into a binary image; the viewer keeps LINEAR_EXACT there, and so does this.
+    """
+    values = modality_values(image, frame if 0 <= frame < image.n_frames else 0)  # render reports a bad frame
+    integer = values.dtype.kind in "iu" or bool(np.all(np.mod(values.ravel()[:1000], 1) == 0))
+    return Window(float(center), float(width), "LINEAR" if integer else "LINEAR_EXACT", "manual")
+
+
 def window_to_unit(values: np.ndarray, window: Window) -> np.ndarray:
     """Apply a VOI window, returning float32 in [0, 1] (PS3.3 C.11.2.1.2 and C.11.2.1.3)."""
     x = np.asarray(values, dtype=np.float32)
