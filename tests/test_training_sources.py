@@ -12,8 +12,9 @@ from PIL import Image
 
 from ml.errors import DataSourceError
 from ml.training.config import DataConfig
+from ml.training.csvsource import CsvSpec, load_csv
 from ml.training.presets import detect_preset, load_source
-from ml.training.sources import CsvSpec, SourceFilters, load_csv, load_folder
+from ml.training.sources import SourceFilters, load_folder
 from tests.helpers.dicom_factory import write_dicom
 from tests.helpers.phantoms import make_phantom, write_phantom_folder
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from ml.errors import DataSourceError
 from ml.progress import CancelToken, ProgressCallback
 from ml.training.config import PRESETS, DataConfig
+from ml.training.csvsource import CsvSpec, load_csv, read_csv_rows
 from ml.training.sources import (
-    CsvSpec,
     LabelledSet,
     Sample,
     SourceFilters,
@@ -31,9 +31,7 @@ from ml.training.sources import (
     class_folders,
     finish,
     inspect_samples,
-    load_csv,
     load_folder,
-    read_csv_rows,
     walk_images,
 )
 
