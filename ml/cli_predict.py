@@ -19,7 +19,7 @@ def _register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify images with a model (not for diagnostic use)")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="image files, folders (recursive), ZIP archives or DICOMDIRs")
-    p.add_argument("--model", required=True, help="a model file or an installed model's name")
+    p.add_argument("--model", help="a model file or an installed model's name (default: the default model)")
     p.add_argument("-o", "--output", help="write results as CSV")
     p.add_argument("--explain", choices=["gradcam", "occlusion"], help="heatmap method")
     p.add_argument("--explain-dir", help="folder for <stem>.<method>.npy and .png heatmaps")
@@ -40,7 +40,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ml.inference.predictor import load_predictor
     from ml.models import library
 
-    predictor = load_predictor(library.resolve_model(args.model), device=args.device, batch_size=args.batch_size)
+    model = library.resolve_model(args.model) if args.model else library.resolve_default_model()
+    predictor = load_predictor(model, device=args.device, batch_size=args.batch_size)
     print(f"Model {predictor.manifest.name} on {predictor.device_label}. {DISCLAIMER}", file=sys.stderr)
 
     explain_dir = Path(args.explain_dir) if args.explain_dir else None
@@ -71,7 +72,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         write_csv(args.output, predictions, predictor.labels, errors)
     for p in predictions:
         top = ", ".join(f"{label} {prob:.1%}" for label, prob in p.ranked()[:3])
-        print(f"{p.path}\tframe {p.frame + 1}\t{top}")
+        scope = "" if p.in_scope else f"\tOUT OF SCOPE: {p.scope_note}"
+        print(f"{p.path}\tframe {p.frame + 1}\t{top}{scope}")
+    out_of_scope = sum(1 for p in predictions if not p.in_scope)
+    if out_of_scope:
+        print(f"cxr: {out_of_scope} image(s) do not look like frontal chest radiographs (in_scope = no): "
+              "their results are for research use only", file=sys.stderr)
     if outcome.skipped:
         print(f"cxr: skipped {len(outcome.skipped)} file(s) that are not images", file=sys.stderr)
     for _source, message in errors:
