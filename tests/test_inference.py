@@ -146,6 +146,36 @@ def test_multilabel_sigmoid_thresholds_and_hidden_labels() -> None:
     assert pred.top_label == "Nodule"
 
 
+def test_label_without_operating_point_is_flagged_and_never_positive() -> None:
+    labels = ["Effusion", "Lung Lesion", "Mass"]
+    m = manifest(
+        labels=labels, task="multilabel", thresholds={"Effusion": 0.3, "Mass": 0.9}, calibration="xrv_op_norm"
+    )
+    model = MeanBrightness([0.0] * 3, [0.0, 6.0, -1.0])  # sigmoid: .5, .998, .27
+    (pred,) = Predictor(model, m, "cpu").predict([(make_phantom(seed=4).image, 0)])
+    assert pred.labels == labels and pred.uncalibrated == [False, True, False]
+    assert pred.thresholds == [0.3, None, 0.9]
+    assert pred.positives == ["Effusion"]  # 0.998 without an operating point is not a finding
+    assert pred.calibrated[1] == 0.5 and pred.shown[1] is None  # xrv's constant 0.5 is not shown
+    assert pred.top_label == "Effusion" and pred.ranked()[-1][0] == "Lung Lesion"
+    # the CSV's label columns hold what the panel shows; the raw sigmoid in named extra columns
+    import csv
+    import io
+
+    from ml.inference.export import csv_text
+
+    (row,) = list(csv.DictReader(io.StringIO(csv_text([pred]))))
+    assert float(row["Effusion"]) == pytest.approx(pred.calibrated[0], abs=1e-6) and pred.calibrated[0] > 0.5
+    assert row["Lung Lesion"] == "" and row["uncalibrated_labels"] == "Lung Lesion"
+    assert float(row["Effusion raw probability"]) == pytest.approx(0.5, abs=1e-6)
+    assert float(row["Lung Lesion raw probability"]) == pytest.approx(0.9975, abs=1e-4)
+    assert row["prediction"] == "Effusion"
+    # a model without any operating point: raw values, every label flagged, nothing positive
+    bare = manifest(labels=labels, task="multilabel")
+    (raw,) = Predictor(model, bare, "cpu").predict([(make_phantom(seed=4).image, 0)])
+    assert all(raw.uncalibrated) and raw.positives == [] and raw.shown == raw.probabilities
+
+
 def test_nan_threshold_and_empty_label_are_hidden() -> None:
     class Raw:  # a manifest-like object as converted TorchXRayVision weights may carry
         name, architecture, task, input_size, channels = "xrv", "xrv_densenet121", "multilabel", 64, 1

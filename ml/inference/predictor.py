@@ -83,6 +83,17 @@ class Prediction:
     def probability(self, label: str) -> float:
         return self.scores[label]
 
+    @property
+    def shown(self) -> list[float | None]:
+        """Per label, what the panel shows and the CSV's label columns hold: the calibrated
+        probability (op_norm, 0.5 = the operating point) when the model is calibrated, else the raw
+        probability; None for a label without an operating point in a calibrated model (xrv's
+        constant 0.5 there means nothing)."""
+        if self.calibrated is None:
+            return list(self.probabilities)
+        flags = self.uncalibrated or [False] * len(self.labels)
+        return [None if flag else c for c, flag in zip(self.calibrated, flags, strict=True)]
+
     def is_uncalibrated(self, label: str) -> bool:
         flags = self.uncalibrated or [False] * len(self.labels)
         return bool(flags[self.labels.index(label)])
