@@ -61,3 +61,52 @@ def test_operating_points_youden_and_target_sensitivity() -> None:
     stats = cal.sensitivity_specificity(s, y, at90)
     assert stats["sensitivity"] >= 0.9 and at90 == pytest.approx(thr[int(np.flatnonzero(tpr >= 0.9)[0])])
     assert cal.operating_point(s, np.ones(400, bool)) is None  # no negatives: no operating point
+
+
+def test_cxr_calibrate_end_to_end_on_kermany_val(tmp_path, shared_data, capsys) -> None:  # noqa: ANN001
+    import json
+
+    import torch
+
+    from ml.cli import main as cxr
+    from ml.models import bundle, library
+    from ml.models.manifest import ModelManifest
+    from ml.models.registry import build_model
+    from ml.training.site_calibration import sha256_of
+
+    torch.manual_seed(0)
+    manifest = ModelManifest(name="tiny-pneumonia", architecture="cxr_resnet_small",
+                             labels=["NORMAL", "PNEUMONIA"], input_size=64)
+    source = bundle.save_model(tmp_path / "tiny.safetensors", build_model("cxr_resnet_small", 2, 1), manifest)
+    assert cxr(["models", "import", str(source)]) == 0
+    installed = library.find_model("tiny-pneumonia").path
+    digest = sha256_of(installed)
+    report = tmp_path / "report.png"
+    capsys.readouterr()
+    code = cxr(["calibrate", "--model", "tiny-pneumonia", "--data", str(shared_data / "cxr" / "kermany-val"),
+                "--target-sensitivity", "0.9", "--report", str(report), "--bootstrap", "20", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sha256_of(installed) == digest  # the original model file is never changed
+    new = library.find_model("tiny-pneumonia-site")
+    assert new is not None and new.path != installed and out["model"] == "tiny-pneumonia-site"
+    prov = new.manifest.provenance.extra["site_calibration"]
+    assert prov["source_model"]["sha256"] == digest and prov["date"]
+    site = prov["site_data"]
+    assert site["n_images"] == 16 and site["per_class"] == {"NORMAL": 8, "PNEUMONIA": 8}
+    halves = site["calibration_half"]["images"] + site["check_half"]["images"]
+    assert halves == 16 and min(site["calibration_half"]["images"], site["check_half"]["images"]) >= 4
+    assert new.manifest.temperature == pytest.approx(prov["temperature"]["after"]) and new.manifest.temperature > 0
+    assert prov["operating_points"]["rule"] == "sensitivity >= 0.9"
+    assert set(prov["check_before"]) >= {"ece", "reliability", "per_label", "macro_auroc"}
+    assert report.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the new version loads and its probabilities are the source's with the fitted temperature
+    from ml.imaging.read import read_image
+    from ml.inference.predictor import load_predictor
+
+    image = read_image(next((shared_data / "cxr" / "kermany-val" / "NORMAL").iterdir()))
+    p_old = load_predictor(installed, device="cpu").predict_one(image).probabilities
+    p_new = load_predictor(new.path, device="cpu").predict_one(image).probabilities
+    t = new.manifest.temperature
+    logit_old = np.log(p_old[1] / p_old[0])
+    assert np.log(p_new[1] / p_new[0]) == pytest.approx(logit_old / t, rel=1e-3, abs=1e-4)
