@@ -17,7 +17,7 @@ import pytest
 from pydicom.fileset import FileSet
 
 from ml.cli import main as cxr
-from ml.errors import CorruptImageError, CxrError, ImagingError, MissingCodecError
+from ml.errors import CorruptImageError, CxrError, ImagingError, MissingCodecError, TruncatedPixelDataError
 from ml.imaging.header import read_header
 from ml.imaging.index import build_index, iter_files
 from ml.imaging.read import read_image
@@ -257,3 +257,32 @@ def test_png_claiming_a_huge_size_is_refused_with_the_size(shared_data: Path, tm
     for reader in (read_image, read_header):
         with pytest.raises(ImageTooLargeError, match="huge.png claims more than"):
             reader(tmp_path / "huge.png")
+
+
+def _crash(path: str) -> None:  # runs in the guarded worker: what a native decoder abort looks like
+    os.abort()
+
+
+def _hang(path: str) -> None:
+    time.sleep(120)
+
+
+def test_guarded_reader_survives_a_decoder_crash_and_a_hang(dicom_dir: Path) -> None:
+    import numpy as np
+
+    from ml.imaging.guarded import GuardedReader
+
+    with GuardedReader(timeout_s=20) as reader:
+        image = reader.read(dicom_dir / "emri_small_RLE.dcm")
+        assert np.array_equal(image.frames, read_image(dicom_dir / "emri_small_RLE.dcm").frames)
+        with pytest.raises(CorruptImageError, match="the decoder crashed"):
+            reader.run(_crash, "x", name="x.dcm")
+        with pytest.raises(TruncatedPixelDataError):  # readable errors come back as they are
+            reader.read(dicom_dir / "emri_small_jpeg_2k_lossless_too_short.dcm")
+        reader.timeout_s = 3
+        started = time.monotonic()
+        with pytest.raises(CorruptImageError, match="longer than 3 s"):
+            reader.run(_hang, "x", name="x.dcm")
+        assert time.monotonic() - started < 15
+        reader.timeout_s = 20
+        assert reader.read(dicom_dir / "rsna_cxr_pa.dcm").shape == (1024, 1024)  # a fresh worker
