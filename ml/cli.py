@@ -85,7 +85,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from ml.imaging.read import read_image
 
     image = read_image(args.path)
-    voi = manual_window(image, *args.window, frame=args.frame - 1) if args.window else None
+    voi = manual_window(image, args.window[0], args.window[1], frame=args.frame - 1) if args.window else None
     if args.window and args.window[1] <= 0:
         raise CxrError("The window width must be positive.")
     out = render(image, frame=args.frame - 1, voi=voi)
