@@ -119,3 +119,40 @@ def test_dragging_a_series_row_carries_its_image_path(qtbot):
     mime = panel.tree.mimeData([series[0]])
     assert bytes(mime.data(SERIES_MIME)).decode() == "/data/chest.dcm"
     assert panel.tree.dragEnabled()
+
+
+def test_the_keys_act_on_the_viewport_that_has_the_focus(qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from app.viewer.shortcuts import install_window_shortcuts
+    from app.viewer.state import IDENTITY, ROTATE_CW
+
+    window = QtWidgets.QMainWindow()
+    qtbot.addWidget(window)
+    primary = ImageViewer()
+    grid = ViewerGrid(primary)
+    window.setCentralWidget(grid)
+    install_window_shortcuts(window, primary)
+    window.resize(900, 500)
+    window.show()
+    window.activateWindow()
+    qtbot.waitExposed(window)
+    grid.presenter.set_layout_name("1x2")
+    left, right = grid.viewers()
+    left.set_image(synthetic())
+    right.set_image(synthetic())
+    canvas = right.findChild(QtWidgets.QGraphicsView)
+    canvas.setFocus(Qt.FocusReason.MouseFocusReason)
+    qtbot.waitUntil(lambda: grid.active == 1, timeout=2000)
+    QTest.keyClick(canvas, Qt.Key.Key_BracketRight)
+    QTest.keyClick(canvas, Qt.Key.Key_D)
+    assert right.state.orientation == ROTATE_CW and right.tool() == "distance"
+    assert left.state.orientation == IDENTITY and left.tool() == "wl"
+    left_canvas = left.findChild(QtWidgets.QGraphicsView)
+    left_canvas.setFocus(Qt.FocusReason.MouseFocusReason)
+    qtbot.waitUntil(lambda: grid.active == 0, timeout=2000)
+    QTest.keyClick(left_canvas, Qt.Key.Key_I)
+    assert left.state.inverted and not right.state.inverted
+    wl = next(a for a in primary.actions() if a.data() == "wl")
+    assert wl.isChecked()  # the tool bar shows the active viewport's tool

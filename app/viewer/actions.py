@@ -45,10 +45,33 @@ TOOL_ACTIONS = (
 )
 
 
+class ActionTarget:
+    """What the actions act on: the viewer that built them, unless :meth:`route` points them at
+    another viewport (a layout's active one), looked up each time an action fires."""
+
+    def __init__(self, state: DisplayState, view: ViewCommands) -> None:
+        self._default = (state, view)
+        self._get: Callable[[], tuple[DisplayState, ViewCommands]] | None = None
+
+    def route(self, get: Callable[[], tuple[DisplayState, ViewCommands]] | None) -> None:
+        self._get = get
+
+    def current(self) -> tuple[DisplayState, ViewCommands]:
+        return self._get() if self._get is not None else self._default
+
+
 def build_actions(
-    state: DisplayState, v: ViewCommands, owner: QtWidgets.QWidget
+    state: DisplayState, v: ViewCommands, owner: QtWidgets.QWidget, target: ActionTarget | None = None
 ) -> list[QtGui.QAction]:
+    """The actions; each acts on ``target.current()`` when it fires (``state``/``v`` by default)."""
+    target = target or ActionTarget(state, v)
     actions: list[QtGui.QAction] = []
+
+    def s() -> DisplayState:
+        return target.current()[0]
+
+    def view() -> ViewCommands:
+        return target.current()[1]
 
     def add(
         name: str, text: str, keys: str | list[str], slot: Callable[[], object], tip: str = ""
@@ -67,7 +90,7 @@ def build_actions(
     group = QtGui.QActionGroup(owner)
     group.setExclusive(True)
     for name, text, key in TOOL_ACTIONS:
-        a = add(f"tool_{name}", text, key, lambda n=name: state.set_tool(n))
+        a = add(f"tool_{name}", text, key, lambda n=name: s().set_tool(n))
         a.setCheckable(True)
         a.setChecked(name == "wl")
         a.setData(name)
@@ -78,46 +101,46 @@ def build_actions(
             f"preset_{i + 1}",
             f"Window preset {i + 1} from the file",
             str(i + 1),
-            lambda i=i: state.apply_preset(i),
+            lambda i=i: s().apply_preset(i),
         )
-    add("preset_lung", "Lung window", "L", lambda: state.apply_preset("Lung"))
-    add("preset_mediastinum", "Mediastinum window", "M", lambda: state.apply_preset("Mediastinum"))
-    add("preset_bone", "Bone window", "B", lambda: state.apply_preset("Bone"))
-    add("auto_window", "Automatic window", "A", state.auto_window)
-    add("invert", "Invert grey levels", "I", state.toggle_invert)
+    add("preset_lung", "Lung window", "L", lambda: s().apply_preset("Lung"))
+    add("preset_mediastinum", "Mediastinum window", "M", lambda: s().apply_preset("Mediastinum"))
+    add("preset_bone", "Bone window", "B", lambda: s().apply_preset("Bone"))
+    add("auto_window", "Automatic window", "A", lambda: s().auto_window())
+    add("invert", "Invert grey levels", "I", lambda: s().toggle_invert())
     add(
         "reset",
         "Reset view",
         ["R", "Esc"],
-        v.reset_view,
+        lambda: view().reset_view(),
         "Window, zoom, rotation and inversion back to the defaults",
     )
 
-    add("zoom_fit", "Zoom to fit", "F", v.zoom_fit)
-    add("zoom_1to1", "Zoom 1:1 (one screen pixel per image pixel)", "Ctrl+0", v.zoom_1to1)
-    add("zoom_in", "Zoom in", ["+", "="], lambda: v.zoom_by(1.25))
-    add("zoom_out", "Zoom out", "-", lambda: v.zoom_by(0.8))
-    add("rotate_cw", "Rotate 90° clockwise", "]", lambda: state.rotate90(True))
-    add("rotate_ccw", "Rotate 90° counter-clockwise", "[", lambda: state.rotate90(False))
-    add("flip_h", "Flip horizontally", "H", state.flip_horizontal)
-    add("flip_v", "Flip vertically", "V", state.flip_vertical)
+    add("zoom_fit", "Zoom to fit", "F", lambda: view().zoom_fit())
+    add("zoom_1to1", "Zoom 1:1 (one screen pixel per image pixel)", "Ctrl+0", lambda: view().zoom_1to1())
+    add("zoom_in", "Zoom in", ["+", "="], lambda: view().zoom_by(1.25))
+    add("zoom_out", "Zoom out", "-", lambda: view().zoom_by(0.8))
+    add("rotate_cw", "Rotate 90° clockwise", "]", lambda: s().rotate90(True))
+    add("rotate_ccw", "Rotate 90° counter-clockwise", "[", lambda: s().rotate90(False))
+    add("flip_h", "Flip horizontally", "H", lambda: s().flip_horizontal())
+    add("flip_v", "Flip vertically", "V", lambda: s().flip_vertical())
     mag = add("magnifier", "Magnifier", "X", lambda: None)
     mag.setCheckable(True)
-    mag.toggled.connect(v.set_magnifier)
+    mag.toggled.connect(lambda on: view().set_magnifier(on))
 
-    add("next_frame", "Next frame", ["PgDown", "Right", "Down"], lambda: state.step_frame(1))
-    add("previous_frame", "Previous frame", ["PgUp", "Left", "Up"], lambda: state.step_frame(-1))
-    add("first_frame", "First frame", "Home", lambda: state.set_frame(0))
-    add("last_frame", "Last frame", "End", lambda: state.set_frame(state.n_frames() - 1))
+    add("next_frame", "Next frame", ["PgDown", "Right", "Down"], lambda: s().step_frame(1))
+    add("previous_frame", "Previous frame", ["PgUp", "Left", "Up"], lambda: s().step_frame(-1))
+    add("first_frame", "First frame", "Home", lambda: s().set_frame(0))
+    add("last_frame", "Last frame", "End", lambda: s().set_frame(s().n_frames() - 1))
     cine = add("cine", "Play/stop cine", "Space", lambda: None)
     cine.setCheckable(True)
-    cine.toggled.connect(lambda on: v.set_cine(on))
+    cine.toggled.connect(lambda on: view().set_cine(on))
 
     add(
         "delete_measurement",
         "Delete selected measurement",
         ["Del", "Backspace"],
-        v.delete_selected_measurement,
+        lambda: view().delete_selected_measurement(),
     )
-    add("clear_measurements", "Delete all measurements on this image", "Shift+Del", v.clear_measurements)
+    add("clear_measurements", "Delete all measurements on this image", "Shift+Del", lambda: view().clear_measurements())
     return actions

@@ -36,6 +36,10 @@ class ViewportFrame(QtWidgets.QFrame):
         lay.setContentsMargins(1, 1, 1, 1)
         lay.addWidget(viewer)
 
+    def set_active(self, active: bool) -> None:
+        """A highlighted border on the viewport the keys act on (when there are several)."""
+        self.setStyleSheet(f"#{self.objectName()} {{ border: 1px solid {'#e0a020' if active else '#3a4048'}; }}")
+
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
         if event.mimeData().hasFormat(SERIES_MIME):
             event.acceptProposedAction()
@@ -71,9 +75,35 @@ class ViewerGrid(QtWidgets.QWidget):
         self._grid.setSpacing(2)
         self._applying: int | None = None
         self._viewers.append(primary)
+        self.active = 0  # the viewport the window's keys, menus and tool bar act on
         self.presenter = LayoutPresenter(self, primary.state)
         self._wrap(0, primary)
         self.show_grid(1, 1)
+        primary.route_actions(self.active_viewer)
+        app = QtWidgets.QApplication.instance()
+        if app is not None:
+            app.focusChanged.connect(self._on_focus)
+
+    def active_viewer(self) -> ImageViewer:
+        return self._viewers[self.active if self.active < self.presenter.count else 0]
+
+    def set_active(self, index: int) -> None:
+        self.active = index if 0 <= index < self.presenter.count else 0
+        for i, frame in enumerate(self._frames):
+            frame.set_active(i == self.active and self.presenter.count > 1)
+        tool = self.active_viewer().state.tool
+        for action in self._viewers[0].actions():  # the tool bar shows the active viewport's tool
+            if action.data() == tool and not action.isChecked():
+                action.setChecked(True)
+
+    def _on_focus(self, _old: QtWidgets.QWidget | None, new: QtWidgets.QWidget | None) -> None:
+        if new is None:
+            return
+        for i, viewer in enumerate(self._viewers[: self.presenter.count]):
+            if viewer is new or viewer.isAncestorOf(new):
+                if i != self.active:
+                    self.set_active(i)
+                return
 
     # ------------------------------------------------------------------ viewports
     def viewer(self, index: int) -> ImageViewer:
@@ -116,6 +146,7 @@ class ViewerGrid(QtWidgets.QWidget):
             self._grid.setColumnStretch(c, 1 if c < cols else 0)
         self._frames[0].setFrameShape(
             QtWidgets.QFrame.Shape.Box if rows * cols > 1 else QtWidgets.QFrame.Shape.NoFrame)
+        self.set_active(self.active if self.active < rows * cols else 0)
 
     def load(self, index: int, entry: InstanceEntry) -> None:
         self.load_path(index, entry.path)

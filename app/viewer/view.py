@@ -12,11 +12,13 @@ pixel coordinates. Corner text and the magnifier are widgets over the viewport.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.viewer.actions import build_actions
+from app.viewer.actions import ActionTarget, build_actions
 from app.viewer.corner_text import CornerTextOverlay
 from app.viewer.events import Event
 from app.viewer.export import ExportMixin
@@ -88,7 +90,8 @@ class ImageViewer(GeometryMixin, ExportMixin, OverlayMixin, QtWidgets.QWidget):
         self._canvas.resized.connect(self._on_resized)
         self._vb.sigRangeChanged.connect(self._on_view_changed)
         self._canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
-        self._actions = build_actions(self.state, self, self)
+        self._action_target = ActionTarget(self.state, self)
+        self._actions = build_actions(self.state, self, self, self._action_target)
         self.addActions(self._actions)
 
         events = self.state.events
@@ -323,6 +326,11 @@ class ImageViewer(GeometryMixin, ExportMixin, OverlayMixin, QtWidgets.QWidget):
     # ================================================================== actions and events
     def actions(self) -> list[QtGui.QAction]:  # noqa: D102 (QWidget.actions, with our actions)
         return list(self._actions)
+
+    def route_actions(self, get: Callable[[], ImageViewer] | None) -> None:
+        """Let this viewer's actions (keys, menus, tool bar) act on ``get()`` (e.g. a layout's active
+        viewport) instead of this viewer; None: back to this viewer."""
+        self._action_target.route(None if get is None else lambda: (get().state, get()))
 
     def _sync_check(self, object_name: str, checked: bool) -> None:
         for a in self._actions:
