@@ -139,3 +139,13 @@ def test_describe_says_what_happened() -> None:
     for cls in ev.EVENT_TYPES.values():  # every type has its sentence, even with default fields
         assert ev.describe(cls()) and not ev.describe(cls()).startswith("(")
     assert ev.describe(ev.parse_event('{"event": "new_kind"}')) == "(new_kind event)"
+
+
+def test_config_and_events_load_without_torch() -> None:
+    """The wizard imports both at start; torch (seconds to import) must wait until a run starts."""
+    import subprocess
+    import sys
+
+    code = "import sys, ml.training.config, ml.training.events; print('torch' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert res.stdout.strip() == "False", res.stderr
