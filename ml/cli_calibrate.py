@@ -54,10 +54,9 @@ def _lines(summary: dict[str, Any]) -> list[str]:
     for label, after in a["per_label"].items():
         before = b["per_label"].get(label, {})
         ci = after.get("auroc_ci95")
-        ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f" ({after.get('auroc_ci95_note') or 'no CI'})"
-        if after.get("auroc") is None:
-            ci_text = f" ({after.get('auroc_note') or 'not estimable'})"
-        out.append(f"  {label}: AUROC {_fmt(after.get('auroc'))}{ci_text}")
+        ci_text = f", 95% CI [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f", 95% CI {after.get('auroc_ci95_note') or 'n/a'}"
+        auroc = _fmt(after.get("auroc")) if after.get("auroc") is not None else after.get("auroc_note") or "n/a"
+        out.append(f"  {label}: AUROC after {auroc}{ci_text if after.get('auroc') is not None else ''}")
         for key in ("sensitivity", "specificity"):
             if after.get(key) is not None or before.get(key) is not None:
                 out.append(f"    {key:12s}                 {_fmt(before.get(key)):>9} {_fmt(after.get(key)):>9}")

@@ -111,9 +111,13 @@ def _figures(probs: np.ndarray, targets: np.ndarray, labels: list[str], task: st
                         patients=patients, thresholds=points if task == "multilabel" else None, n_boot=n_boot)  # fmt: skip
     per_label: dict[str, Any] = {}
     for label, stats in m["per_class"].items():
-        per_label[label] = {k: stats.get(k) for k in ("auroc", "auroc_ci95", "auroc_note", "sensitivity",
-                                                     "recall", "specificity", "threshold", "support")}  # fmt: skip
-    if task == "multiclass" and len(labels) == 2 and labels[1] in points:
+        keys = ["auroc", "auroc_ci95", "auroc_note", "auroc_ci95_note", "support"]
+        if task == "multilabel":
+            keys += ["specificity", "threshold"]
+        per_label[label] = {k: stats.get(k) for k in keys}
+        if task == "multilabel":
+            per_label[label]["sensitivity"] = stats.get("recall")
+    if task == "multiclass" and len(labels) == 2 and labels[1] in points:  # the positive class's operating point
         per_label[labels[1]].update(cal.sensitivity_specificity(probs[:, 1], targets == 1, points[labels[1]]))
     c = cal.calibration_summary(probs, targets, task)
     return {"n_images": m["n_images"], "n_patients": m["n_patients"], "accuracy": m.get("accuracy"),
@@ -188,7 +192,7 @@ def calibrate_on_site(
         new.thresholds = {**(manifest.thresholds or {}), **points}
     today = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     rule = f"sensitivity >= {target_sensitivity:g}" if target_sensitivity is not None else "Youden's J"
-    summary = {
+    summary: dict[str, Any] = {
         "source_model": {"name": manifest.name, "version": manifest.version, "sha256": digest},
         "date": today,
         "site_data": {"path": str(data), "n_images": len(kept), "n_patients": len(set(patients)),
