@@ -170,10 +170,12 @@ def test_zip_members_that_differ_only_by_dotdot_do_not_collide(tmp_path: Path) -
 def test_zip_bomb_members_are_not_extracted(dicom_dir: Path, tmp_path: Path, monkeypatch) -> None:
     archive = tmp_path / "bomb.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("zeros.dcm", b"\0" * (64 << 20))  # 64 MiB in about 64 KB
+        zf.writestr("zeros.dcm", b"\0" * (64 << 20))  # 64 MiB in about 64 KB, not DICOM
+        # a real DICOM header followed by 64 MiB of zeros: DICOM by its first bytes, a bomb by its ratio
+        zf.writestr("padded.dcm", (dicom_dir / "rsna_cxr_pa.dcm").read_bytes() + b"\0" * (64 << 20))
         for i in range(6):
             zf.write(dicom_dir / "rsna_cxr_pa.dcm", f"copy{i}.dcm")
-    assert archive.stat().st_size < 2 << 20
+    assert archive.stat().st_size < 3 << 20
     import ml.imaging.listing as listing
 
     monkeypatch.setattr(listing, "TOTAL_SLACK", 400_000)  # this archive may write 400 KB in all
@@ -181,7 +183,8 @@ def test_zip_bomb_members_are_not_extracted(dicom_dir: Path, tmp_path: Path, mon
     cache = tmp_path / "cache"
     index = build_index([archive], cache_dir=cache)
     errors = dict(index.errors)
-    assert "expand" in errors[f"{archive}:zeros.dcm"]
+    assert errors[f"{archive}:zeros.dcm"] == "zeros.dcm is not a DICOM or image file."  # sniffed, not extracted
+    assert "expand" in errors[f"{archive}:padded.dcm"]
     capped = [m for s, m in index.errors if "into the cache" in m]
     extracted = [p for p in cache.rglob("*") if p.is_file()]
     assert len(capped) == 3 and len(extracted) == 3  # three 127 KB copies fit in 400 KB, three do not

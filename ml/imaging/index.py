@@ -34,6 +34,7 @@ from ml.imaging.image import ImageMeta
 from ml.imaging.listing import ArchiveCache, ListedFile, iter_files
 from ml.imaging.listing import default_cache_dir as default_cache_dir  # re-exported
 from ml.imaging.sniff import ZIP_MAGIC as ZIP_MAGIC  # re-exported
+from ml.imaging.sniff import kind_of
 from ml.progress import CancelToken, ProgressCallback
 
 __all__ = [
@@ -242,6 +243,14 @@ class _Excluded(Exception):
 
 
 def _index_one(item: ListedFile, archives: ArchiveCache) -> InstanceEntry:
+    if item.member is not None:
+        # sniffed from the member stream: only images are ever extracted into the cache
+        kind = kind_of(archives.head(item.path, item.member))
+        name = _base_name(item.source)
+        if kind == "empty":
+            raise NotAnImageError(f"{name} is empty.")
+        if kind not in ("dicom", "png", "jpeg"):
+            raise NotAnImageError(f"{name} is not a DICOM or image file.")
     path = archives.extract(item.path, item.member) if item.member is not None else item.path
     meta = read_header(path)
     if meta.sop_class_uid == MEDIA_STORAGE_DIRECTORY:

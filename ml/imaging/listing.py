@@ -28,7 +28,7 @@ from ml.imaging.sniff import ZIP_MAGIC, read_head
 MAX_RATIO = 100
 RATIO_FREE = 16 << 20
 MAX_TOTAL_FACTOR = 8
-TOTAL_SLACK = 256 << 20
+TOTAL_SLACK = 64 << 20
 # Operating-system bookkeeping files that are never the user's images.
 _JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "__macosx"}
 
@@ -197,6 +197,12 @@ class ArchiveCache:
             digest = hashlib.sha1(member.encode("utf-8", "surrogateescape")).hexdigest()[:12]
             return target.joinpath("_renamed", digest, *(parts or ["member"]))
         return target.joinpath(*parts)
+
+    def head(self, zip_path: str, member: str, n: int = 132) -> bytes:
+        """The first ``n`` bytes of a member, read from its stream (nothing is written)."""
+        zf, _ = self._archive(zip_path)
+        with zf.open(zf.getinfo(member)) as src:
+            return src.read(n)
 
     def extract(self, zip_path: str, member: str) -> str:
         zf, target = self._archive(zip_path)
