@@ -260,6 +260,39 @@ def test_head_only_and_multilabel_csv(phantoms: Path, tmp_path: Path) -> None:
     assert set(result.metrics["test"]["confusion_matrix"]) == {"lesion", "big"}
 
 
+def test_head_only_returns_its_head_and_training_it_leaves_the_backbone(phantoms: Path, tmp_path: Path) -> None:
+    """The phases as data flow: head-only mode hands back the head, an optimiser over the head alone and
+    feature loaders; fitting them changes the head's weights and nothing else of the model file's network."""
+    from ml.models import registry
+    from ml.training import build, distributed
+    from ml.training.events import EventWriter
+    from ml.training.fit import Schedule, fit
+    from ml.training.head_only import prepare_head_only
+    from ml.training.rundata import make_loaders, prepare_data
+    from ml.training.rundir import RunEnv
+
+    config = small_config(phantoms, head_only=True, epochs=1, lr=1e-2)
+    ctx = distributed.init_distributed(torch.device("cpu"))
+    env = RunEnv(config, tmp_path, ctx, EventWriter(enabled=False))
+    data = prepare_data(env)
+    loaders = make_loaders(config, data, ctx)
+    arch = data.manifest.architecture
+    full, _ = build.build_model(config, data.manifest)
+    before = {k: v.clone() for k, v in full.state_dict().items()}
+    head = prepare_head_only(env, full, arch, loaders, data.labels, data.task)
+    head_params = {id(p) for p in head.model.parameters()}
+    assert {id(p) for g in head.optimizer.param_groups for p in g["params"]} == head_params
+    assert len(head.loaders.train_ds) == len(loaders.train_ds)
+    criterion = build.build_criterion(config, data.task, loaders.train_ds.targets, len(data.labels))
+    result = fit(head.model, head.optimizer, head.loaders, env=env, criterion=criterion, schedule=Schedule(),
+                 labels=data.labels, task=data.task, arch=arch, head_only=True)  # fmt: skip
+    assert result.best_epoch == 1 and len(result.history) == 1
+    after = full.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    prefix = registry.get_spec(arch).head + "."
+    assert changed and all(k.startswith(prefix) for k in changed), changed
+
+
 def test_auto_tune_runs_trials_and_uses_the_best(phantoms: Path, tmp_path: Path) -> None:
     pytest.importorskip("optuna")
     from ml.training.tune import tune_and_train
