@@ -1,4 +1,12 @@
-"""Explanations (Captum): one module per method over a shared base; heatmaps on the source grid."""
+"""Explanations (Captum): one module per method over a shared base; heatmaps on the source grid.
+
+Methods: ``gradcam`` (Captum LayerGradCam, one or several layers), ``hirescam``, ``gradcampp``,
+``layercam`` (the CAM family on :mod:`ml.explain.cam`) and ``occlusion`` (Captum Occlusion).
+``method="default"`` takes the architecture's evidence-based default from the registry
+(:func:`default_explanation`: method and layer chosen by ``build_scripts/bench_heatmaps.py``).
+On request: :mod:`ml.explain.faithfulness` (deletion score), :mod:`ml.explain.sanity`
+(model-parameter randomisation), :mod:`ml.explain.gating` and :mod:`ml.explain.contours`.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +14,67 @@ from typing import Any
 
 from ml.explain.base import Explainer, Heatmap, hook_count
 from ml.explain.gradcam import GradCam
+from ml.explain.gradcampp import GradCamPlusPlus
+from ml.explain.hirescam import HiResCam
+from ml.explain.layercam import LayerCam
 from ml.explain.occlusion import OcclusionExplainer
 
-METHODS: dict[str, type[Explainer]] = {"gradcam": GradCam, "occlusion": OcclusionExplainer}
+METHODS: dict[str, type[Explainer]] = {
+    "gradcam": GradCam,
+    "hirescam": HiResCam,
+    "gradcampp": GradCamPlusPlus,
+    "layercam": LayerCam,
+    "occlusion": OcclusionExplainer,
+}
+#: what the GUI and the CLI call each method
+METHOD_LABELS: dict[str, str] = {
+    "gradcam": "Grad-CAM",
+    "hirescam": "HiResCAM",
+    "gradcampp": "Grad-CAM++",
+    "layercam": "LayerCAM",
+    "occlusion": "Occlusion",
+}
+#: methods that take a ``layer`` option
+LAYER_METHODS = ("gradcam", "hirescam", "gradcampp", "layercam")
+
+
+def default_explanation(architecture: str) -> tuple[str, str | None]:
+    """(method, layer) the registry names for ``architecture`` (layer None: the method's own default)."""
+    from ml.models.registry import get_spec
+
+    spec = get_spec(architecture)
+    method = getattr(spec, "explain_method", "") or "gradcam"
+    layer = getattr(spec, "explain_layer", "") or None
+    return method, layer
 
 
 def make_explainer(method: str, model: Any, manifest: Any, device: Any = "cpu", **options: Any) -> Explainer:
-    """An explainer by method name ("gradcam" or "occlusion"); use it as a context manager."""
+    """An explainer by method name (see :data:`METHODS`, or "default"); use it as a context manager.
+
+    ``layer`` (dotted module path(s), comma-separated) applies to the CAM methods; ``None`` or an
+    empty string keeps the default (for ``"default"``: the registry's evidence-based layer).
+    """
+    if method == "default":
+        method, layer = default_explanation(manifest.architecture)
+        if layer and method in LAYER_METHODS and not options.get("layer"):
+            options["layer"] = layer
     try:
         cls = METHODS[method]
     except KeyError:
         from ml.errors import CxrError
 
         raise CxrError(
-            f"Unknown explanation method '{method}'; choose one of: {', '.join(METHODS)}."
+            f"Unknown explanation method '{method}'; choose one of: default, {', '.join(METHODS)}."
         ) from None
+    if method not in LAYER_METHODS and options.get("layer"):
+        from ml.errors import CxrError
+
+        raise CxrError(f"The {METHOD_LABELS[method]} method has no layer to choose; leave the layer empty.")
+    options.pop("layer", None) if method not in LAYER_METHODS else None
     return cls(model, manifest, device, **options)
 
 
-__all__ = ["METHODS", "Explainer", "GradCam", "Heatmap", "OcclusionExplainer", "hook_count", "make_explainer"]
+__all__ = [
+    "LAYER_METHODS", "METHODS", "METHOD_LABELS", "Explainer", "GradCam", "GradCamPlusPlus", "Heatmap",
+    "HiResCam", "LayerCam", "OcclusionExplainer", "default_explanation", "hook_count", "make_explainer",
+]  # fmt: skip

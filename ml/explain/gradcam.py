@@ -6,6 +6,12 @@ the compact CNN) unless ``layer`` names another module. The map is ReLU'd (only 
 target), upsampled bilinearly with ``LayerAttribution.interpolate`` to the network-input grid, and
 then mapped to the source image grid by the base class. The target is the class score (logit).
 
+Several layers (``layer="layer3,layer4"``: multi-layer Grad-CAM, fusing an earlier, finer block)
+run one Captum ``LayerGradCam`` each; every map is upsampled to the input grid, divided by its own
+maximum and the maps are fused (mean, or ``fuse="product"``: geometric mean), as in
+:mod:`ml.explain.cam`. ``attribute_to_layer_input=True`` uses Captum's option of the same name
+(the layer's input instead of its output: for ResNet's ``layer4`` that is ``layer3``'s output).
+
 Because the explainer's model copy has frozen parameters, Captum's layer hook is where gradients
 start: the backbone runs like inference and the backward pass only covers the layers after the
 target layer, so Grad-CAM costs little more than one forward pass.
@@ -21,8 +27,9 @@ import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
-from ml.errors import ModelFileError
+from ml.errors import CxrError
 from ml.explain.base import Explainer
+from ml.explain.cam import FUSIONS, fuse_maps, parse_layers, resolve_layers
 from ml.models.registry import get_spec
 from ml.progress import CancelToken, ProgressCallback, check, report
 
@@ -33,21 +40,26 @@ class GradCam(Explainer):
     method = "gradcam"
 
     def __init__(
-        self, model: nn.Module, manifest: Any, device: str | torch.device = "cpu", layer: str | None = None
+        self,
+        model: nn.Module,
+        manifest: Any,
+        device: str | torch.device = "cpu",
+        layer: str | list[str] | None = None,
+        fuse: str = "mean",
+        attribute_to_layer_input: bool = False,
     ) -> None:
         super().__init__(model, manifest, device)
-        self.layer_path = layer or get_spec(manifest.architecture).target_layer
+        self.layers = parse_layers(layer, get_spec(manifest.architecture).target_layer)
+        self.layer_path = ",".join(self.layers)
+        if fuse not in FUSIONS:
+            raise CxrError(f"Unknown way to fuse layer maps '{fuse}': use one of {', '.join(FUSIONS)}.")
+        self.fuse = fuse
+        self.to_input = bool(attribute_to_layer_input)
 
     def _setup(self) -> None:
         assert self.model is not None
-        try:
-            layer = self.model.get_submodule(self.layer_path)
-        except AttributeError:
-            raise ModelFileError(
-                f"The model has no layer '{self.layer_path}' for Grad-CAM (architecture "
-                f"'{self.manifest.architecture}')."
-            ) from None
-        self._captum = LayerGradCam(self.model, layer)
+        modules = resolve_layers(self.model, self.layers, self.manifest.architecture)
+        self._captum = [LayerGradCam(self.model, m) for m in modules]
 
     def _attribute(
         self,
@@ -59,9 +71,23 @@ class GradCam(Explainer):
     ) -> np.ndarray:
         check(cancel)
         report(progress, 0, 1, "Grad-CAM")
-        attr = self._captum.attribute(x, target=target, relu_attributions=True).detach().float()
-        up = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode="bilinear")
-        raw = up[0].sum(0).cpu().numpy()
+        size = tuple(x.shape[-2:])
+        maps = []
+        for captum in self._captum:
+            check(cancel)
+            attr = (
+                captum.attribute(
+                    x, target=target, relu_attributions=True, attribute_to_layer_input=self.to_input
+                )
+                .detach()
+                .float()
+            )
+            maps.append(attr)
+        if len(maps) == 1:
+            up = LayerAttribution.interpolate(maps[0], size, interpolate_mode="bilinear")
+            raw = up[0].sum(0).cpu().numpy()
+        else:
+            raw = fuse_maps([a[0].sum(0) for a in maps], size, self.fuse)
         report(progress, 1, 1, "Grad-CAM")
         return raw
 
