@@ -38,6 +38,7 @@ from app.menus import (
 from app.progress import ProgressPanel, count_text
 from app.settings import Preferences, Settings
 from app.tags import TagPanel
+from app.viewer.layout_menu import install_layout
 from app.viewer.shortcuts import install_window_shortcuts
 from app.viewer.toolbar import build_tool_bar
 from ml.errors import CxrError
@@ -143,6 +144,7 @@ class MainWindow(FileDropMixin, QMainWindow):
         self.viewer_groups = group_viewer_actions(self.viewer_actions)
         for title, actions in self.viewer_groups:
             view_menu.addMenu(title).addActions(actions)
+        self.layout_controller = install_layout(self, view_menu)  # View > Layout: viewports, compare with prior, sync
         view_menu.addSeparator()
         self.panels_menu = view_menu.addMenu("&Panels")
         for dock in (self.browser_dock, self.tags_dock):
