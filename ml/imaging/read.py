@@ -37,7 +37,7 @@ from ml.imaging.header import read_header, read_header_and_pixels
 from ml.imaging.image import ImageMeta, VoiLut, Window, XRayImage
 from ml.imaging.sniff import JPEG_MAGIC as JPEG_MAGIC  # re-exported
 from ml.imaging.sniff import PNG_MAGIC as PNG_MAGIC  # re-exported
-from ml.imaging.sniff import has_preamble, open_regular, sniff_kind
+from ml.imaging.sniff import has_preamble, kind_of, open_regular, sniff_kind
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,17 @@ def read_dataset(
     path = os.fspath(path)
     name = Path(path).name
     with open_regular(path) as fh:  # refuses folders, pipes and devices without blocking
-        preamble = has_preamble(fh.read(132))
+        head = fh.read(132)
+    preamble = has_preamble(head)
+    if kind_of(head) != "dicom":  # the one sniffer decides, as for the header reader
+        raise NotDicomError(f"{name} is not a DICOM file.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, defer_size=defer_size,
                                  force=not preamble)
-            if not preamble and not _looks_like_dicom(ds):
-                raise NotDicomError(f"{name} is not a DICOM file.")
+            if not preamble and not any(k in ds for k in ("SOPClassUID", "StudyInstanceUID", "Rows")):
+                raise NotDicomError(f"{name} is not a DICOM file.")  # the header reader's rule too
     except NotDicomError:
         raise
     except InvalidDicomError:
@@ -78,17 +81,6 @@ def read_dataset(
             raise CorruptImageError(f"{name} is damaged and cannot be read as DICOM.") from None
         raise
     return ds
-
-
-def _looks_like_dicom(ds: Dataset) -> bool:
-    try:
-        tags = list(ds.keys())
-    except Exception:  # noqa: BLE001 - a garbage parse can fail anywhere
-        return False
-    if not tags:
-        return False
-    known = sum(1 for t in tags if t.group in (0x0002, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028))
-    return known >= 2 and all(t.group % 2 == 0 or t.group > 8 for t in tags[:3])
 
 
 def windows_from_dataset(ds: Dataset) -> list[Window]:
