@@ -84,3 +84,24 @@ def test_angle_survives_a_shaky_first_click(qtbot, viewer):
         qtbot.wait(30)
     (m,) = viewer.measurements()
     assert len(m.points) == 3 and m.numbers["deg"] == pytest.approx(90.0, abs=1.5)
+
+
+def test_angle_from_a_drag_then_a_click(qtbot, viewer):
+    """Dragging places the first arm (A to the vertex); a click then places the third point."""
+    viewer.set_image(synthetic(rows=400, cols=600))
+    viewer.set_tool("angle")
+    vp = viewport(viewer)
+    a, b, c = (to_viewport(viewer, x, y) for x, y in ((500, 100), (100, 100), (100, 350)))
+    move_to(qtbot, vp, QtCore.QPoint(5, 5), a)
+    QTest.mousePress(vp, Btn.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, a)
+    qtbot.wait(20)
+    move_to(qtbot, vp, a, b, steps=8)
+    QTest.mouseRelease(vp, Btn.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, b)
+    qtbot.wait(30)
+    move_to(qtbot, vp, b, c)
+    QTest.mouseClick(vp, Btn.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier, c)
+    qtbot.wait(30)
+    (m,) = viewer.measurements()
+    assert len(m.points) == 3 and m.numbers["deg"] == pytest.approx(90.0, abs=1.0)
+    vx, vy = m.points[1]
+    assert abs(vx - 100) < 3 and abs(vy - 100) < 3
