@@ -69,6 +69,9 @@ def test_compare_with_prior_hangs_current_left_and_prior_right(qtbot, window, tm
     assert right.corner_text()["tr"][0] == "Prior 2023-01-10"
     for v in (left, right):
         assert v.corner_text()["left"] == ["R"] and v.corner_text()["right"] == ["L"]
+    window.layout_controller.sync_actions["window"].trigger()  # View > Layout > Sync window/level
+    left.set_window(1500, 800)
+    assert (right.window().center, right.window().width) == (1500, 800)
     # selecting the older study re-hangs it with its own prior
     window.browser.select_path(str(files["20230110"]))
     qtbot.waitUntil(lambda: grid.viewer(1).image() is not None
