@@ -8,13 +8,18 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ml.errors import CxrError
+
 
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``dest``; on success it replaces ``dest`` in one step."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    except OSError as exc:  # a read-only or missing drive, a file where a folder should be...
+        raise CxrError(f"Cannot write {dest.name} in {dest.parent}: {exc.strerror or type(exc).__name__}.") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

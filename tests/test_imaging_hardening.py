@@ -289,3 +289,19 @@ def test_guarded_reader_survives_a_decoder_crash_and_a_hang(dicom_dir: Path) -> 
         assert time.monotonic() - started < 15
         reader.timeout_s = 20
         assert reader.read(dicom_dir / "rsna_cxr_pa.dcm").shape == (1024, 1024)  # a fresh worker
+
+
+def test_render_to_an_unwritable_place_is_one_line(dicom_dir: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "a_file").write_text("not a folder")
+    code = cxr(["render", str(dicom_dir / "rsna_cxr_pa.dcm"), "-o", str(tmp_path / "a_file" / "x.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("cxr: error: Cannot write x.png") and err.count("\n") == 1, err
+
+
+def test_window_values_that_are_not_finite_are_ignored(dicom_dir: Path, tmp_path: Path) -> None:
+    from ml.imaging.display import render
+
+    path = _with(dicom_dir / "rsna_cxr_pa.dcm", tmp_path / "nan.dcm", WindowCenter="NaN", WindowWidth="inf")
+    image = read_image(path)
+    assert image.windows == []
+    assert render(image).std() > 10  # an auto window, not a blank image

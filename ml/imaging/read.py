@@ -98,7 +98,7 @@ def windows_from_dataset(ds: Dataset) -> list[Window]:
             c, w = float(c), float(w)
         except (TypeError, ValueError, OverflowError):
             continue
-        if w <= 0 or (function == "LINEAR" and w < 1):
+        if not (np.isfinite(c) and np.isfinite(w)) or w <= 0 or (function == "LINEAR" and w < 1):
             continue
         out.append(Window(c, w, function, str(expl[i]) if i < len(expl) and expl[i] else ""))
     return out
