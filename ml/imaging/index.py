@@ -1,15 +1,18 @@
 """Index files, folders, ZIP archives and DICOMDIRs into a patient -> study -> series tree.
 
-Only headers are read (``pydicom.filereader.read_partial`` with ``specific_tags``, stopping at the
-pixel data); no pixel is ever decoded, so thousands of files index in seconds. Work happens in two
-steps: :func:`iter_files` lists what to read (cheap: folder walk, ZIP central directory, DICOMDIR
-records), then :func:`build_index` reads one header per file, reporting progress, honouring a
-cancel token and handing entries to the caller in batches so a GUI can fill its tree as it goes.
+Only headers are read, by the one header reader :func:`ml.imaging.header.read_header` (the same
+one ``cxr info``, the training scan and the full reader use); no pixel is ever decoded, so
+thousands of files index in seconds. Work happens in two steps: :func:`iter_files`
+(:mod:`ml.imaging.listing`) lists what to read (cheap: folder walk, ZIP central directory,
+DICOMDIR records through pydicom's FileSet), then :func:`build_index` reads one header per file,
+reporting progress, honouring a cancel token and handing entries to the caller in batches so a
+GUI can fill its tree as it goes.
 
-Files that cannot be indexed (not DICOM, damaged, truncated, ...) end up in
+Files that cannot be indexed (not DICOM, damaged, truncated, a pipe, ...) end up in
 ``StudyIndex.errors`` with a readable message; indexing never stops on a bad file. ZIP members are
-extracted, one by one as they are read, into a cache folder (never next to the user's files; the
-archive itself is only read). Patient names and IDs are never logged.
+sniffed from the member stream and, when they are images, extracted one by one into a cache
+folder (never next to the user's files; the archive itself is only read; extraction is capped).
+Patient names and IDs are never logged.
 """
 
 from __future__ import annotations
