@@ -413,7 +413,7 @@ def test_csv_batch_on_a_folder(ready, qtbot, tmp_path: Path, rsna: Path) -> None
         p = [float(x) for x in r[2:4]]
         assert sum(p) == pytest.approx(1.0, abs=1e-4)
         assert r[4] == LABELS[int(np.argmax(p))]
-        assert r[1] == "1" and r[5] == "Not for diagnostic use."  # frames count from 1
+        assert r[1] == "1" and r[header.index("disclaimer")] == "Not for diagnostic use." and r[header.index("in_scope")] in ("yes", "no")  # frames count from 1
     # "every open study" (the RSNA radiograph the fixture opened) gives the same numbers as the
     # folder run gave for its copy, and the table shows the viewer's image
     from_folder = next(p for p in panel.batch.predictions if p.path.endswith("a.dcm")).probabilities
@@ -589,3 +589,20 @@ def test_heatmap_colour_scale_follows_colour_map_and_threshold(qtbot) -> None:
     assert tuple(rgb[-1]) == tuple(lut[255, :3]) and tuple(rgb[half + 1]) != LEGEND_HIDDEN
     controls.colour_map.setCurrentText("viridis")
     assert tuple(legend_rgb()[-1]) == tuple(lookup_table("viridis")[255, :3])
+
+
+def test_an_out_of_scope_image_gets_the_banner_and_show_anyway(ready, qtbot, tmp_path: Path) -> None:
+    """Issue 8: an MR is not a frontal chest radiograph: banner, results hidden, 'Show anyway' shows them."""
+    window, panel = ready
+    mr = DATA / "dicom" / "MR-SIEMENS-DICOM-WithOverlays.dcm"
+    window.open_paths([str(mr)])
+    qtbot.waitUntil(lambda: Path(window.viewer.image().meta.path) == mr, timeout=WAIT_MS)
+    run_image(qtbot, panel, explain=False)
+    assert panel.ui.scope_banner.isVisible()
+    assert panel.ui.scope_banner.text().startswith("This does not look like a frontal chest radiograph: results hidden")
+    assert "modality MR" in panel.ui.scope_banner.text()
+    assert panel.table.rows() == [] and not panel.ui.scope_toggle.isChecked()
+    words = " ".join(pdf_text(panel.export_pdf(tmp_path / "mr.pdf").read_bytes()).split())
+    assert "does not look like a frontal chest radiograph: results hidden" in words
+    panel.ui.scope_toggle.click()  # "Show anyway (research use)"
+    assert len(panel.table.rows()) == 2 and panel.ui.scope_banner.isVisible()

@@ -99,6 +99,7 @@ class FakeView:
         self.errors: list[str] = []
         self.events: list[tuple[str, Any]] = []
         self.request = ExplainRequest()
+        self.scope: tuple[str, bool] = ("", False)
 
     def show_page(self, page: int) -> None:
         self.page = page
@@ -126,6 +127,9 @@ class FakeView:
 
     def show_prediction(self, prediction: Any) -> None:
         self.prediction = prediction
+
+    def show_scope(self, text: str, hidden: bool) -> None:
+        self.scope = (text, hidden)
 
     def show_batch(self, predictions: list[Any] | None) -> None:
         self.batch = predictions
@@ -202,6 +206,8 @@ class Prediction:
     top_label: str = "Normal"
     positives: list[str] = field(default_factory=lambda: ["Normal"])
     task: str = "multiclass"
+    in_scope: bool = True
+    scope_note: str = ""
 
 
 @dataclass
@@ -683,3 +689,28 @@ def test_the_report_summarises_the_models_validation() -> None:
     )
     assert validation_summary(SimpleNamespace(provenance=SimpleNamespace(metrics={}))) == ""
     assert validation_summary(None) == "" and intended_use(None) == ""
+
+
+def test_an_out_of_scope_image_shows_the_banner_and_hides_results_unless_shown_anyway() -> None:
+    r = ready("a", image="/data/mr.dcm")
+    r.images.open_paths = ["/data/mr.dcm", "/data/cxr.dcm"]
+    r.presenter.set_auto_explain(False)
+    r.presenter.run_image()
+    flagged = Prediction("/data/mr.dcm", in_scope=False, scope_note="modality MR, not a radiograph")
+    r.runner.last("classifying").finish([flagged])
+    text, hidden = r.view.scope
+    assert text.startswith("This does not look like a frontal chest radiograph: results hidden")
+    assert "modality MR" in text and hidden
+    assert r.view.prediction is None  # no probabilities shown
+    assert "does not look like a frontal chest radiograph" in r.view.status
+    assert r.presenter.report_inputs().show_out_of_scope is False  # the report says results are hidden
+    r.presenter.set_show_out_of_scope(True)  # "Show anyway (research use)"
+    assert r.view.prediction is flagged and r.view.scope == (text, False)
+    assert "research use" in r.view.status
+    r.presenter.set_show_out_of_scope(False)
+    r.presenter.run_all()
+    r.runner.last("classifying every").finish(batch([flagged, Prediction("/data/cxr.dcm")]))
+    assert "1 image(s) do not look like frontal chest radiographs" in r.view.status
+    r.images.image = FakeImage("/data/cxr.dcm")
+    r.presenter.image_changed()
+    assert r.view.scope == ("", False) and r.view.prediction.path == "/data/cxr.dcm"

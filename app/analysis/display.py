@@ -13,6 +13,7 @@ from typing import Any
 
 from app.analysis.state import AnalysisState, AnalysisView, ImageSource, Key, result_key
 from ml.errors import CxrError
+from ml.inference.scope import BANNER
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,19 @@ class ReportInputs:
     device: str
     validation: str  # e.g. "test split, 150 images / 83 patients: accuracy 0.940, macro AUROC 0.964"
     intended_use: str
+    show_out_of_scope: bool = False  # the user chose "Show anyway (research use)"
+
+
+def out_of_scope(prediction: Any) -> bool:
+    return prediction is not None and not getattr(prediction, "in_scope", True)
+
+
+def scope_text(prediction: Any) -> str:
+    """The banner for a prediction the out-of-scope guard flagged ("" when it is in scope)."""
+    if not out_of_scope(prediction):
+        return ""
+    note = getattr(prediction, "scope_note", "")
+    return f"{BANNER}." + (f" Why: {note}." if note else "")
 
 
 _METRIC_NAMES = {"accuracy": "accuracy", "macro_auroc": "macro AUROC", "macro_f1": "macro F1",
@@ -84,8 +98,13 @@ class ResultDisplay:
     def show_prediction(self, prediction: Any, quiet: bool = False) -> None:
         s = self.state
         s.prediction = prediction
-        self.view.show_prediction(prediction)
-        if prediction is not None and not quiet:
+        hidden = out_of_scope(prediction) and not s.show_out_of_scope
+        self.view.show_scope(scope_text(prediction), hidden)
+        self.view.show_prediction(None if hidden else prediction)
+        if prediction is not None and not quiet and out_of_scope(prediction):
+            self.status(f"{Path(prediction.path).name}: {scope_text(prediction)}"
+                        + (" Shown anyway (research use)." if not hidden else ""))  # fmt: skip
+        elif prediction is not None and not quiet:
             top = ", ".join(prediction.positives) if prediction.task == "multilabel" else prediction.top_label
             self.status(f"{Path(prediction.path).name}: {top or 'no label above its threshold'} "
                          f"({prediction.model_name}).")  # fmt: skip
@@ -122,7 +141,7 @@ class ResultDisplay:
         return ReportInputs(
             p, s.heatmap if s.heatmap_key == key else None, str(manifest.version) if manifest else "",
             s.loaded.device_label if s.loaded is not None else "", validation_summary(manifest),
-            intended_use(manifest),
+            intended_use(manifest), s.show_out_of_scope,
         )  # fmt: skip
 
     def csv_inputs(self) -> tuple[list[Any], list[str] | None]:
@@ -140,4 +159,4 @@ class ResultDisplay:
         return Path(s.prediction.path).stem if s.prediction is not None else "results"
 
 
-__all__ = ["ReportInputs", "ResultDisplay", "intended_use", "validation_summary"]
+__all__ = ["ReportInputs", "ResultDisplay", "intended_use", "out_of_scope", "scope_text", "validation_summary"]

@@ -129,6 +129,7 @@ class AnalysisPanel(QWidget):
         ui.run_all_button.clicked.connect(p.run_all)
         ui.progress.cancelRequested.connect(p.cancel)
         ui.auto_explain.toggled.connect(p.set_auto_explain)
+        ui.scope_toggle.toggled.connect(p.set_show_out_of_scope)
         ui.controls.explainRequested.connect(lambda: p.explain())
         ui.controls.styleChanged.connect(self.layer.set_style)
         ui.batch_combo.currentIndexChanged.connect(p.batch_row_chosen)
@@ -193,13 +194,23 @@ class AnalysisPanel(QWidget):
     def show_prediction(self, prediction: Any) -> None:
         self.ui.table.set_prediction(prediction)
 
+    def show_scope(self, text: str, hidden: bool) -> None:
+        ui = self.ui
+        ui.scope_banner.setText(text)
+        ui.scope_banner.setVisible(bool(text))
+        ui.scope_toggle.blockSignals(True)
+        ui.scope_toggle.setChecked(bool(text) and not hidden)
+        ui.scope_toggle.blockSignals(False)
+        ui.scope_toggle.setVisible(bool(text))
+
     def show_batch(self, predictions: list[Any] | None) -> None:
         combo = self.ui.batch_combo
         combo.blockSignals(True)
         combo.clear()
         for p in predictions or []:
             frame = f" [frame {p.frame + 1}]" if p.frame else ""
-            combo.addItem(f"{Path(p.path).name}{frame}: {report.prediction_text(p) or '—'}")
+            flag = "" if getattr(p, "in_scope", True) else " (out of scope)"
+            combo.addItem(f"{Path(p.path).name}{frame}: {report.prediction_text(p) or '—'}{flag}")
         key = self.presenter.current_key()
         rows = [(p.path, p.frame) for p in predictions or []]
         combo.setCurrentIndex(rows.index(key) if key in rows else -1)
@@ -310,7 +321,8 @@ class AnalysisPanel(QWidget):
         inverted = image.meta.inverted != self.viewer.is_inverted()
         return report.build_report(inputs.prediction, image, frame, inputs.heatmap, self.ui.controls.style(),
                                    self.viewer.voi(), inverted, inputs.model_version, inputs.device,
-                                   validation=inputs.validation, intended_use=inputs.intended_use)  # fmt: skip
+                                   validation=inputs.validation, intended_use=inputs.intended_use,
+                                   show_out_of_scope=inputs.show_out_of_scope)  # fmt: skip
 
     def export_pdf(self, path: str | os.PathLike[str]) -> Path:
         return report.write_pdf(path, self.report_data())

@@ -142,6 +142,15 @@ class AnalysisPresenter:
     def set_auto_explain(self, on: bool) -> None:
         self.state.auto_explain = bool(on)
 
+    def set_show_out_of_scope(self, on: bool) -> None:
+        """"Show anyway (research use)": show the results of images flagged as out of scope."""
+        s = self.state
+        if bool(on) == s.show_out_of_scope:
+            return
+        s.show_out_of_scope = bool(on)
+        if s.prediction is not None:
+            self.display.show_prediction(s.prediction)
+
     def run_image(self) -> None:
         """Classify the viewer's current image and frame (then Grad-CAM it when asked)."""
         current = self.images.current()
@@ -281,6 +290,9 @@ class AnalysisPresenter:
             )
         if result.skipped:
             text += f" {len(result.skipped)} file(s) that are not images were left out."
+        flagged = sum(1 for p in result.predictions if not getattr(p, "in_scope", True))
+        if flagged:
+            text += f" {flagged} image(s) do not look like frontal chest radiographs (results hidden)."
         self._status(text)
         s.last_outcome = "finished"
         self.view.announce("results_ready", result.predictions)

@@ -29,6 +29,7 @@ from PySide6.QtGui import (
     QPen,
 )
 
+from app.analysis.display import scope_text
 from app.analysis.heatmap import HeatmapStyle, blend, colour_heatmap, legend_image
 from app.analysis.results import BAR_COLOUR, POSITIVE_COLOUR, UNCALIBRATED_COLOUR, ResultRow, percent, rows_of
 from ml.errors import CxrError
@@ -64,6 +65,8 @@ class ReportData:
     study_date: str = ""  # YYYY-MM-DD
     validation: str = ""  # the model's validation figures, one line
     intended_use: str = ""
+    scope: str = ""  # the out-of-scope banner ("" when the image is in scope)
+    results_hidden: bool = False  # out of scope and not "shown anyway": no probabilities on the page
 
 
 def compose_image(
@@ -96,6 +99,7 @@ def build_report(
     *,
     validation: str = "",
     intended_use: str = "",
+    show_out_of_scope: bool = False,
 ) -> ReportData:
     """A :class:`ReportData` for one prediction on ``image``/``frame`` with the heatmap as displayed."""
     rgb = compose_image(image, frame, heatmap, style, voi, invert)
@@ -105,8 +109,13 @@ def build_report(
         heatmap_text = f"{METHOD_NAMES.get(heatmap.method, heatmap.method)} for {heatmap.target_label}"
         if not heatmap.complete:
             heatmap_text += f" (partial, {heatmap.fraction_done:.0%})"
+    scope = scope_text(prediction)
+    if scope and show_out_of_scope:
+        scope += " Results shown anyway, for research use only."
+    hidden = bool(scope) and not show_out_of_scope
     return ReportData(
-        image_rgb=rgb, rows=rows_of(prediction), model_name=prediction.model_name, model_version=model_version,
+        scope=scope, results_hidden=hidden,
+        image_rgb=rgb, rows=[] if hidden else rows_of(prediction), model_name=prediction.model_name, model_version=model_version,
         source_name=Path(prediction.path).name, frame=prediction.frame, task=prediction.task, device=device,
         heatmap_text=heatmap_text, legend=legend, disclaimer=DISCLAIMER, notes=list(prediction.messages),
         patient_id=image.meta.patient_id, study_date=_date(image.meta.study_date), validation=validation,
@@ -183,6 +192,8 @@ def paint_report(painter: QPainter, width: float, height: float, data: ReportDat
     study = [f"Patient ID: {data.patient_id or '—'}", f"Study date: {data.study_date or '—'}"]
     text(" · ".join(study), 10)
     text(f"Report date: {data.date}", 10, gap=10)
+    if data.scope:
+        text(data.scope, 11, bold=True, colour=QColor(150, 90, 0), wrap=True, gap=8)
 
     # image, scaled to fit the upper part of the page
     qimage = to_qimage(data.image_rgb)
@@ -215,6 +226,8 @@ def paint_report(painter: QPainter, width: float, height: float, data: ReportDat
     # probabilities
     kind = "per-label probabilities (threshold ticks)" if data.task == "multilabel" else "class probabilities"
     text(f"Results — {kind}", 12, bold=True)
+    if data.results_hidden:
+        text("Results hidden: the image does not look like a frontal chest radiograph.", 10)
     label_w = (x1 - x0) * 0.38
     bar_w = (x1 - x0) * 0.45
     row_h = min(16 * unit, (height - margin - y - 40 * unit) / max(1, len(data.rows)))

@@ -110,6 +110,8 @@ class AnalysisView(Protocol):
 
     def show_prediction(self, prediction: Any) -> None: ...  # None clears the table
 
+    def show_scope(self, text: str, hidden: bool) -> None: ...  # out-of-scope banner ("" hides it); results hidden?
+
     def show_batch(self, predictions: list[Any] | None) -> None: ...  # None hides the batch list
 
     def show_heatmap(self, heatmap: Any) -> None: ...  # None clears the layer
@@ -159,6 +161,8 @@ class AnalysisState:
     run: Run | None = None
     auto_explain: bool = True
     explain_next: bool = False
+    #: "Show anyway (research use)": results of images the out-of-scope guard flagged are shown
+    show_out_of_scope: bool = False
     results: dict[Key, Any] = field(default_factory=dict)  # (path, frame) -> Prediction
     prediction: Any = None  # the one shown in the table
     batch: BatchOutcome | None = None
