@@ -50,6 +50,15 @@ def test_multiclass_temperature_from_probabilities() -> None:
     assert summary["ece"] < 0.05 and summary["n"] == len(y)
 
 
+def test_calibrate_validation_reports_before_and_after() -> None:
+    logits, y = _overconfident(seed=4)
+    probs = cal.apply_temperature(logits, 1.0, "multilabel")[:, None]
+    out = cal.calibrate_validation(probs, y[:, None].astype(float), "multilabel")
+    assert out["temperature"] == pytest.approx(3.0, rel=0.15)
+    assert out["ece_after"] < out["ece_before"] and out["nll_after"] < out["nll_before"]
+    assert sum(out["reliability_after"]["count"]) == len(y)
+
+
 def test_operating_points_youden_and_target_sensitivity() -> None:
     rng = np.random.default_rng(3)
     y = rng.random(400) < 0.4

@@ -124,6 +124,19 @@ def calibration_summary(probs: np.ndarray, targets: np.ndarray, task: str, n_bin
             "reliability": reliability_bins(prob, outcome, n_bins), "n": int(len(prob))}  # fmt: skip
 
 
+def calibrate_validation(probs: np.ndarray, targets: np.ndarray, task: str, n_bins: int = 10) -> dict[str, Any]:
+    """Temperature fitted on validation probabilities, with ECE and reliability bins before and after
+    (for the manifest's ``temperature`` and metrics.json's ``calibration``)."""
+    logits = logits_from_probs(probs, task)
+    t = fit_temperature(logits, targets, task)
+    before = calibration_summary(probs, targets, task, n_bins)
+    after = calibration_summary(apply_temperature(logits, t, task), targets, task, n_bins)
+    return {"method": "temperature scaling (NLL) on the validation split", "temperature": t,
+            "ece_before": before["ece"], "ece_after": after["ece"], "nll_before": nll(logits, targets, task),
+            "nll_after": nll(logits, targets, task, t), "reliability_before": before["reliability"],
+            "reliability_after": after["reliability"]}  # fmt: skip
+
+
 def operating_point(scores: np.ndarray, positive: np.ndarray, target_sensitivity: float | None = None) -> float | None:
     """A decision threshold (score >= threshold = positive): Youden's J, or the highest threshold
     whose sensitivity reaches ``target_sensitivity``. None without both positives and negatives."""
@@ -153,6 +166,7 @@ def sensitivity_specificity(scores: np.ndarray, positive: np.ndarray, threshold:
 __all__ = [
     "apply_temperature",
     "binary_view",
+    "calibrate_validation",
     "calibration_summary",
     "expected_calibration_error",
     "fit_temperature",
