@@ -179,6 +179,10 @@ def fake_xrv(tmp_path, monkeypatch):
     (package / "models.py").write_text(FAKE_XRV)
     monkeypatch.setenv(MARKER_ENV, str(tmp_path / "MARKER"))
     folder = str(package.parent)
+    # the real package (a test dependency, imported by the parity tests) steps aside meanwhile
+    real = {n: m for n, m in sys.modules.items() if n.split(".")[0] == "torchxrayvision"}
+    for name in real:
+        del sys.modules[name]
     sys.path.insert(0, folder)
     try:
         module = importlib.import_module("torchxrayvision.models")
@@ -191,6 +195,7 @@ def fake_xrv(tmp_path, monkeypatch):
         yield model, lambda: _forget_fake_package(folder)
     finally:
         _forget_fake_package(folder)
+        sys.modules.update(real)
 
 
 @pytest.mark.parametrize("fmt", ["zip", "legacy"])
