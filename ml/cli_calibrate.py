@@ -48,6 +48,13 @@ def _lines(summary: dict[str, Any]) -> list[str]:
            f"{site['out_of_scope']} out of scope, {site['unreadable']} unreadable",
            f"Temperature {t['before']:g} -> {t['after']:g}; operating points: {summary['operating_points']['rule']}",
            "Check half (not used for fitting)    before     after"]  # fmt: skip
+    sc = summary.get("scope_statistics") or {}
+    if sc.get("fitted"):
+        fa = sc["check_false_alarms"]
+        out.append(f"Out-of-scope statistics fitted on the calibration half; check half: {fa['flagged']} of "
+                   f"{fa['n']} site images flagged")  # fmt: skip
+    elif sc.get("why"):
+        out.append(f"Out-of-scope statistics: not fitted ({sc['why']})")
     b, a = summary["check_before"], summary["check_after"]
     out.append(f"  expected calibration error     {_fmt(b['ece']):>9} {_fmt(a['ece']):>9}")
     out.append(f"  macro AUROC                    {_fmt(b['macro_auroc']):>9} {_fmt(a['macro_auroc']):>9}")

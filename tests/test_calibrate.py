@@ -119,3 +119,25 @@ def test_cxr_calibrate_end_to_end_on_kermany_val(tmp_path, shared_data, capsys) 
     t = new.manifest.temperature
     logit_old = np.log(p_old[1] / p_old[0])
     assert np.log(p_new[1] / p_new[0]) == pytest.approx(logit_old / t, rel=1e-3, abs=1e-4)
+
+
+def test_site_calibration_fits_scope_statistics_when_the_model_has_none(tmp_path, shared_data) -> None:  # noqa: ANN001
+    import torch
+
+    from ml.models import bundle
+    from ml.models.manifest import ModelManifest
+    from ml.models.registry import build_model
+    from ml.training.site_calibration import calibrate_on_site
+
+    torch.manual_seed(1)
+    manifest = ModelManifest(name="tiny", architecture="cxr_resnet_small", labels=["NORMAL", "PNEUMONIA"],
+                             input_size=64)  # fmt: skip
+    source = bundle.save_model(tmp_path / "tiny.safetensors", build_model("cxr_resnet_small", 2, 1), manifest)
+    data = shared_data / "cxr" / "kermany-val"
+    few = calibrate_on_site(source, data, n_boot=10)  # 16 images: too few to fit statistics, and it says so
+    assert few.manifest.scope is None and "too few images" in few.summary["scope_statistics"]["why"]
+    result = calibrate_on_site(source, data, n_boot=10, min_scope_images=6)
+    stats = result.manifest.scope
+    assert stats is not None and stats["threshold"] > 0
+    alarms = result.summary["scope_statistics"]["check_false_alarms"]
+    assert alarms["n"] == result.summary["site_data"]["check_half"]["images"] and 0 <= alarms["flagged"] <= alarms["n"]

@@ -58,13 +58,16 @@ def _targets(samples: list[Any], labels: list[str], task: str) -> np.ndarray:
     return out
 
 
-def _classify(predictor: Any, samples: list[Any], progress: ProgressCallback | None,
-              cancel: CancelToken | None) -> tuple[list[int], np.ndarray, list[bool], list[tuple[str, str]]]:
-    """(kept sample indices, probabilities [N, C], in-scope flags, unreadable (path, reason))."""
+def _classify(predictor: Any, samples: list[Any], progress: ProgressCallback | None, cancel: CancelToken | None,
+              ) -> tuple[list[int], np.ndarray, list[bool], list[tuple[str, str]], np.ndarray | None]:
+    """(kept sample indices, probabilities [N, C], in-scope flags, unreadable (path, reason),
+    penultimate features [N, D] or None)."""
     from ml.errors import CxrError
     from ml.imaging.read import read_image
+    from ml.inference.scope import FeatureTap
 
-    kept, rows, scope, bad = [], [], [], []
+    kept, rows, scope, bad, feats = [], [], [], [], []
+    tap = FeatureTap(predictor.model, predictor.manifest)
     for start in range(0, len(samples), predictor.batch_size):
         check(cancel)
         items, idx = [], []
@@ -74,12 +77,37 @@ def _classify(predictor: Any, samples: list[Any], progress: ProgressCallback | N
                 idx.append(i)
             except CxrError as exc:
                 bad.append((samples[i].path, str(exc)))
+        tap.start()
         for i, p in zip(idx, predictor.predict(items) if items else [], strict=True):
             kept.append(i)
             rows.append(p.probabilities)
             scope.append(bool(p.in_scope))
+        got = tap.stop()
+        if got is not None:
+            feats.append(got)
         report(progress, min(start + predictor.batch_size, len(samples)), len(samples), "classifying the site data")
-    return kept, np.asarray(rows, dtype=np.float64), scope, bad
+    tap.close()
+    features = np.concatenate(feats) if feats else None
+    if features is not None and len(features) != len(kept):
+        features = None
+    return kept, np.asarray(rows, dtype=np.float64), scope, bad, features
+
+
+def _fit_scope(features: np.ndarray | None, fit_i: np.ndarray, chk_i: np.ndarray, minimum: int,
+               ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Out-of-scope statistics from the calibration half (fit on 2/3, 99th-percentile threshold on
+    1/3), false alarms measured on the check half; (None, why) when there is too little data."""
+    from ml.inference.scope import distances, fit_feature_statistics, set_threshold
+
+    if features is None or len(fit_i) < minimum:
+        return None, {"fitted": False, "why": f"too few images in the calibration half (n = {len(fit_i)}, "
+                                             f"{minimum} needed)"}  # fmt: skip
+    cut = max(8, (2 * len(fit_i)) // 3)
+    stats = set_threshold(fit_feature_statistics(features[fit_i[:cut]]), features[fit_i[cut:]], 99.0)
+    alarms = int((distances(features[chk_i], stats) > stats["threshold"]).sum())
+    stats["fitted_on"] = f"site calibration half: {cut} images, threshold on {len(fit_i) - cut}"
+    stats["check_false_alarms"] = {"flagged": alarms, "n": len(chk_i)}
+    return stats, {"fitted": True, "threshold": stats["threshold"], "check_false_alarms": stats["check_false_alarms"]}
 
 
 def _scores(probs: np.ndarray, task: str) -> np.ndarray:
@@ -136,6 +164,7 @@ def calibrate_on_site(
     n_boot: int = 200,
     device: str = "cpu",
     batch_size: int = 16,
+    min_scope_images: int = 24,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> SiteCalibration:
@@ -158,7 +187,7 @@ def calibrate_on_site(
                                                "frontal_only": False}), progress, cancel)  # fmt: skip
     if source.task != manifest.task:
         raise DataSourceError(f"The data is {source.task} but the model {manifest.name} is {manifest.task}.")
-    kept, probs, in_scope, bad = _classify(predictor, source.samples, progress, cancel)
+    kept, probs, in_scope, bad, features = _classify(predictor, source.samples, progress, cancel)
     if len(kept) < MIN_IMAGES:
         raise DataSourceError(f"Only {len(kept)} readable image(s) in {data}: at least {MIN_IMAGES} are needed.")
     samples = [source.samples[i] for i in kept]
@@ -190,6 +219,10 @@ def calibrate_on_site(
     new.temperature = round(t_old * t_new, 6)
     if manifest.task == "multilabel":
         new.thresholds = {**(manifest.thresholds or {}), **points}
+    if getattr(manifest, "scope", None):
+        scope_info: dict[str, Any] = {"fitted": False, "why": "kept the source model's statistics"}
+    else:  # the source has no out-of-scope statistics: fit them on the site's calibration half
+        new.scope, scope_info = _fit_scope(features, fit_i, chk_i, min_scope_images)
     today = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     rule = f"sensitivity >= {target_sensitivity:g}" if target_sensitivity is not None else "Youden's J"
     summary: dict[str, Any] = {
@@ -202,6 +235,7 @@ def calibrate_on_site(
                       "check_half": {"images": len(chk_i), "patients": len(set(chk_patients))}},
         "temperature": {"before": t_old, "fitted": round(t_new, 6), "after": new.temperature},
         "operating_points": {"rule": rule, "before": old_points, "after": points},
+        "scope_statistics": scope_info,
         "check_before": before_fig,
         "check_after": after_fig,
     }  # fmt: skip
