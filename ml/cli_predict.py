@@ -21,7 +21,11 @@ def _register(sub: argparse._SubParsersAction) -> None:
                    help="image files, folders (recursive), ZIP archives or DICOMDIRs")
     p.add_argument("--model", help="a model file or an installed model's name (default: the default model)")
     p.add_argument("-o", "--output", help="write results as CSV")
-    p.add_argument("--explain", choices=["gradcam", "occlusion"], help="heatmap method")
+    p.add_argument("--explain", choices=["default", "gradcam", "hirescam", "gradcampp", "layercam", "occlusion"],
+                   help="heatmap method ('default': the architecture's benchmarked default)")
+    p.add_argument("--explain-layer", help="layer(s) for the CAM methods, dotted, comma-separated (e.g. layer3)")
+    p.add_argument("--explain-faithfulness", action="store_true",
+                   help="print each heatmap's deletion score (probability drop when its top 10%% is removed)")
     p.add_argument("--explain-dir", help="folder for <stem>.<method>.npy and .png heatmaps")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--batch-size", type=int, default=8)
@@ -51,12 +55,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from ml.explain import make_explainer
 
         explain_dir.mkdir(parents=True, exist_ok=True)
-        explainer = make_explainer(args.explain, predictor.model, predictor.manifest, predictor.device)
+        options = {"layer": args.explain_layer} if args.explain_layer else {}
+        explainer = make_explainer(args.explain, predictor.model, predictor.manifest, predictor.device, **options)
         explainer.open()
 
         def on_file(result, image) -> None:  # noqa: ANN001 - FileResult, XRayImage | None
             for pred in result.predictions if image is not None else []:
-                _write_heatmap(image, pred, explainer, explain_dir, args.explain)
+                heatmap = _write_heatmap(image, pred, explainer, explain_dir, explainer.method)
+                if args.explain_faithfulness:
+                    from ml.explain.faithfulness import deletion_score
+
+                    score = deletion_score(predictor.model, predictor.manifest, image, heatmap, pred.frame,
+                                           device=predictor.device)
+                    print(f"{pred.path}\tframe {pred.frame + 1}\t{score.text()}")
 
     try:
         outcome = classify_paths(predictor, list(args.paths), frame=None if args.frame is None else args.frame - 1,
@@ -92,7 +103,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_heatmap(image, prediction, explainer, folder: Path, method: str) -> None:  # noqa: ANN001
+def _write_heatmap(image, prediction, explainer, folder: Path, method: str):  # noqa: ANN001, ANN201
     import numpy as np
 
     from ml.fileio import atomic_path, save_png_atomic
@@ -105,3 +116,4 @@ def _write_heatmap(image, prediction, explainer, folder: Path, method: str) -> N
         with open(tmp, "wb") as fh:
             np.save(fh, heatmap.values.astype(np.float32))
     save_png_atomic(folder / f"{stem}.{method}.png", blend(render(image, prediction.frame), heatmap.values))
+    return heatmap

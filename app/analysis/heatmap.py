@@ -37,7 +37,11 @@ from app.viewer.legend import Legend
 from ml.imaging.overlay import blend_rgba, heatmap_rgba
 
 COLOUR_MAPS = ("inferno", "turbo", "viridis", "plasma", "magma")
-METHODS = (("gradcam", "Grad-CAM"), ("occlusion", "Occlusion"))
+# the finer methods of ml.explain (issue 14) follow; "default" is the architecture's benchmarked choice
+METHODS = (
+    ("gradcam", "Grad-CAM"), ("occlusion", "Occlusion"), ("default", "Default for this model (benchmarked)"),
+    ("layercam", "LayerCAM"), ("hirescam", "HiResCAM"), ("gradcampp", "Grad-CAM++"),
+)  # fmt: skip
 TOP_LABEL = ""  # target choice meaning "the model's top label"
 
 
