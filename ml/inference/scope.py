@@ -171,7 +171,8 @@ def distances(features: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
     resid = (x**2).sum(1) - (proj**2).sum(1)
     m2 = (proj**2 / np.asarray(stats["variances"], dtype=np.float64)).sum(1)
     m2 += np.maximum(resid, 0.0) / float(stats["residual_variance"])
-    return np.sqrt(m2 / max(int(stats.get("dim", x.shape[1])), 1))
+    dim = int(stats["dim"]) if "dim" in stats else int(x.shape[1])
+    return np.sqrt(m2 / max(dim, 1))
 
 
 def set_threshold(stats: dict[str, Any], held_out: np.ndarray, percentile: float = 99.0) -> dict[str, Any]:
