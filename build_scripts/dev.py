@@ -51,7 +51,9 @@ QT_DEBS = [
     "libxkbcommon-x11-0", "libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1", "libxcb-image0",
     "libxcb-render-util0", "libxcb-xinerama0", "libxcb-shape0", "libxcb-randr0", "libxcb-xfixes0",
 ]
-TEST_DEBS = ["dcmtk"]  # dcmj2pnm: the independent reference renderer the display tests compare with
+# dcmtk: dcmj2pnm, the independent reference renderer the display tests compare with, and storescu;
+# orthanc (+ its DICOMweb plugin): the real PACS of the pacs tests; dicom3tools: dciodvfy
+TEST_DEBS = ["dcmtk", "orthanc", "orthanc-dicomweb", "dicom3tools"]
 
 
 def log(msg: str) -> None:

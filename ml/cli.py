@@ -111,7 +111,7 @@ def _load_optional_subcommands() -> None:
     """Import the modules that register the model, prediction and training subcommands."""
     import importlib
 
-    for name in ("ml.cli_models", "ml.cli_predict", "ml.cli_train", "ml.cli_calibrate"):
+    for name in ("ml.cli_models", "ml.cli_predict", "ml.cli_train", "ml.cli_calibrate", "ml.cli_pacs"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:
