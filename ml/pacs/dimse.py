@@ -11,15 +11,17 @@ import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pydicom import Dataset, dcmread
 from pynetdicom import AE, evt
-from pynetdicom import sop_class as sc
+from pynetdicom import sop_class as _sop_class
 from pynetdicom.presentation import build_role
 
 from ml.pacs.nodes import Node, PacsError
 from ml.progress import CancelToken, ProgressCallback, report
 
+sc: Any = _sop_class  # its UIDs are module attributes made at import time (opaque to mypy)
 log = logging.getLogger("cxr.pacs")
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # its errors become our one line
 
@@ -150,9 +152,10 @@ def get_study(node: Node, calling_aet: str, study_uid: str, sink: Callable[[byte
                 report(progress, done, done + remaining, f"{done} instance(s) received")
         if cancel is not None:
             cancel.check()
-        failed = final is not None and final.Status not in (0x0000, 0xB000)
+        code = None if final is None else int(final.Status)
+        failed = code is not None and code not in (0x0000, 0xB000)
     if failed and (received[0] or _study_exists(node, calling_aet, study_uid)):
-        raise PacsError(f"The PACS node {node.address} failed the retrieve (status 0x{final.Status:04X}).")
+        raise PacsError(f"The PACS node {node.address} failed the retrieve (status 0x{code:04X}).")
     if received[0] == 0:
         raise PacsError(f"The PACS node {node.address} has no study with UID {study_uid}.")
     return received[0]
