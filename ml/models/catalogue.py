@@ -21,16 +21,19 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from torch import Tensor
-
 from ml.errors import CxrError
-from ml.models import importing, registry
 from ml.models.manifest import IMAGENET_NORMALISATION, InputDerivation, ModelManifest, Provenance
 
+if TYPE_CHECKING:  # listing the catalogue imports neither torch nor torchvision
+    from torch import Tensor
+
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.json")
+#: torchvision's ImageNet-1K ``meta["categories"]`` (the same list for every architecture), stored
+#: so that naming the classes does not import torchvision
+IMAGENET_CLASSES_PATH = Path(__file__).with_name("imagenet_classes.json")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class CatalogueEntry:
     def label_names(self) -> list[str]:
         """The output labels of the converted model, in output order."""
         if self.kind == "xrv":
+            from ml.models import registry
+
             return list(registry.XRV_LABELS)
         if self.labels == "imagenet":
             return imagenet_categories(self.architecture)
@@ -78,10 +83,9 @@ class CatalogueEntry:
 
 
 def imagenet_categories(architecture: str) -> list[str]:
-    """ImageNet-1K class names from torchvision's weight metadata, made unique ("crane (2)")."""
-    from torchvision.models import get_model_weights
-
-    names = list(get_model_weights(architecture).DEFAULT.meta["categories"])
+    """ImageNet-1K class names (torchvision's weight metadata, stored), made unique ("crane (2)")."""
+    with IMAGENET_CLASSES_PATH.open(encoding="utf-8") as fh:
+        names = list(json.load(fh)["categories"])
     seen: dict[str, int] = {}
     out = []
     for n in names:
@@ -162,6 +166,8 @@ def convert_xrv_import(
     :func:`calibration_note`).
     """
     entry = match_file(src, architecture, catalogue_path)
+    from ml.models import importing
+
     if entry is None:
         return importing.convert_xrv(src, architecture=architecture, name=name)
     state, manifest = convert_download(entry, src)
@@ -194,6 +200,8 @@ def convert_download(
     entry: CatalogueEntry, path: str | os.PathLike[str]
 ) -> tuple[dict[str, Tensor], ModelManifest]:
     """Convert a downloaded weights file of ``entry`` into ``(state, manifest)``."""
+    from ml.models import importing
+
     provenance = Provenance(
         training_data=entry.training_data,
         metrics=dict(entry.metrics),
