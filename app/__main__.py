@@ -99,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app.workers import shutdown_jobs
 
         shutdown_jobs()  # background decoding/indexing/model jobs end before the interpreter does
+        from app.browser.loader import close_shared_reader
+
+        close_shared_reader()  # the decode worker process
         sys.excepthook = previous_hook
 
 

@@ -173,6 +173,13 @@ class Job:
             self.state = "error"
             self.error_message = unexpected_message(self.description)
             self.signals.error.emit(self.error_message)
+        except BaseException as exc:  # a Rust extension's panic (pyo3_runtime.PanicException)
+            if type(exc).__name__ != "PanicException":
+                raise
+            log.error("a native library failed in background job %r", self.description, exc_info=True)
+            self.state = "error"
+            self.error_message = unexpected_message(self.description)
+            self.signals.error.emit(self.error_message)
         else:
             if self.token.cancelled:
                 self.state = "cancelled"

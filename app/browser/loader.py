@@ -4,14 +4,44 @@
 ``failed(path, message)`` arrive on the GUI thread. Only the latest request matters: an older
 one still running is cancelled and its result ignored. When decoding fails, the header alone is
 read (``headerLoaded``) so the tag panel can still show what the file is.
+
+Decoding runs in a separate process (:class:`ml.imaging.guarded.GuardedReader`, one worker
+shared by every loader, started on first use): a native decoder that aborts or segfaults on a
+damaged file ends that worker, not the application, and the viewer shows one readable error.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from app.workers import Job, make_pool
-from ml.imaging.read import read_dataset, read_image
+from ml.imaging.guarded import GuardedReader
+from ml.imaging.image import XRayImage
+from ml.imaging.read import read_dataset
+
+_SHARED: GuardedReader | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_reader() -> GuardedReader:
+    """The one decode worker of this application (its process starts on the first read)."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = GuardedReader()
+        return _SHARED
+
+
+def close_shared_reader() -> None:
+    """Stop the decode worker (at exit; a later read starts a fresh one)."""
+    global _SHARED
+    with _SHARED_LOCK:
+        reader, _SHARED = _SHARED, None
+    if reader is not None:
+        reader.close()
 
 
 class ImageLoader(QObject):
@@ -20,9 +50,11 @@ class ImageLoader(QObject):
     failed = Signal(str, str)  # path, readable message
     headerLoaded = Signal(str, object)  # path, pydicom Dataset (without pixel data)
 
-    def __init__(self, pool: QThreadPool | None = None, parent: QObject | None = None):
+    def __init__(self, pool: QThreadPool | None = None, parent: QObject | None = None,
+                 read: Callable[[str], XRayImage] | None = None):
         super().__init__(parent)
         self.pool = pool or make_pool(1, "decoding")
+        self._read = read or (lambda path: shared_reader().read(path, keep_pixel_data=True))  # tags show it
         self._job: Job | None = None
         self._path: str | None = None
 
@@ -38,7 +70,7 @@ class ImageLoader(QObject):
         if self._job is not None:
             self._job.cancel()
         self._path = path
-        job = Job(lambda _progress, _cancel: read_image(path), "opening the image", self.pool)
+        job = Job(lambda _progress, _cancel: self._read(path), "opening the image", self.pool)
         self._job = job
         job.signals.finished.connect(lambda image: self._finished(job, path, image))
         job.signals.error.connect(lambda message: self._failed(job, path, message))

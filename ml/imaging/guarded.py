@@ -42,6 +42,12 @@ def _read(path: str) -> XRayImage:  # runs in the worker
     return image
 
 
+def _read_with_pixel_data(path: str) -> XRayImage:  # runs in the worker
+    from ml.imaging.read import read_image
+
+    return read_image(path)
+
+
 def _without_pixels(ds: Any) -> Any:
     """The dataset minus its (already decoded) pixel data: half the bytes to send back."""
     if ds is None:
@@ -74,8 +80,11 @@ class GuardedReader:
             )
         return self._pool
 
-    def read(self, path: str | os.PathLike[str]) -> XRayImage:
-        return self.run(_read, os.fspath(path), name=Path(path).name)
+    def read(self, path: str | os.PathLike[str], keep_pixel_data: bool = False) -> XRayImage:
+        """``keep_pixel_data``: the dataset keeps its (encoded) pixel data element, as a tag
+        panel shows it; otherwise it is dropped (fewer bytes to send back)."""
+        fn = _read_with_pixel_data if keep_pixel_data else _read
+        return self.run(fn, os.fspath(path), name=Path(path).name)
 
     def run(self, fn: Callable[..., Any], *args: Any, name: str = "the file") -> Any:
         """``fn(*args)`` in the worker; ``fn`` must be importable (a module-level function)."""
