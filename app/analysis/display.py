@@ -106,8 +106,9 @@ class ResultDisplay:
                         + (" Shown anyway (research use)." if not hidden else ""))  # fmt: skip
         elif prediction is not None and not quiet:
             top = ", ".join(prediction.positives) if prediction.task == "multilabel" else prediction.top_label
+            note = getattr(prediction, "scope_note", "")
             self.status(f"{Path(prediction.path).name}: {top or 'no label above its threshold'} "
-                         f"({prediction.model_name}).")  # fmt: skip
+                        f"({prediction.model_name})." + (f" Scope check: {note}." if note else ""))  # fmt: skip
         self.changed()
 
     def batch_row_chosen(self, row: int) -> None:

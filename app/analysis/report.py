@@ -117,10 +117,16 @@ def build_report(
         scope=scope, results_hidden=hidden,
         image_rgb=rgb, rows=[] if hidden else rows_of(prediction), model_name=prediction.model_name, model_version=model_version,
         source_name=Path(prediction.path).name, frame=prediction.frame, task=prediction.task, device=device,
-        heatmap_text=heatmap_text, legend=legend, disclaimer=DISCLAIMER, notes=list(prediction.messages),
+        heatmap_text=heatmap_text, legend=legend, disclaimer=DISCLAIMER, notes=[*prediction.messages, *scope_notes(prediction)],
         patient_id=image.meta.patient_id, study_date=_date(image.meta.study_date), validation=validation,
         intended_use=intended_use,
     )  # fmt: skip
+
+
+def scope_notes(prediction: Any) -> list[str]:
+    """The scope check's remark on an in-scope image (e.g. the view, or "no feature statistics")."""
+    note = getattr(prediction, "scope_note", "")
+    return [f"Scope check: {note}."] if note and getattr(prediction, "in_scope", True) else []
 
 
 def _date(dicom_date: str) -> str:
