@@ -46,9 +46,10 @@ def _register(sub: argparse._SubParsersAction) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     from ml.models import library
 
+    library.ensure_default_model()  # the shipped default model, installed on first use (no network)
     models = library.list_models()
     if args.json:
-        rows = [{"name": m.name, "path": str(m.path), "error": m.error,
+        rows = [{"name": m.name, "path": str(m.path), "error": m.error, "default": m.default,
                  "manifest": m.manifest.to_dict() if m.manifest else None} for m in models]
         out: dict = {"installed": rows}
         if args.catalogue:
@@ -65,7 +66,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{m.name:<28} UNUSABLE: {m.error}")
             continue
         man = m.manifest
-        print(f"{m.name:<28} {man.architecture:<18} {man.task:<10} {len(man.labels)} labels  {m.path}")
+        name = f"{m.name} (default)" if m.default else m.name
+        print(f"{name:<28} {man.architecture:<18} {man.task:<10} {len(man.labels)} labels  {m.path}")
     if args.catalogue:
         from ml.models.catalogue import load_catalogue
 
