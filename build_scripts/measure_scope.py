@@ -70,16 +70,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", type=int, default=600)
     ap.add_argument("--out", default="")
     ap.add_argument("--save", default="", help="write the model with its statistics to this new file")
+    ap.add_argument("--stored", action="store_true",
+                    help="measure the statistics stored in the model file (no refit); the kermany 'held-out' "
+                         "part may then overlap the images they were fitted on")
     ap.add_argument("--views", default="", help="views the model was trained on, e.g. AP (a note for others)")
     args = ap.parse_args(argv)
     net, manifest = load_model(args.model)
     pred = Predictor(net, manifest, device="cpu", batch_size=32)
     fit, thr, check = _kermany_parts(args.fit, args.threshold_n, args.check)
-    stats = fit_feature_statistics(features_of(pred, _read(fit)))
-    stats = set_threshold(stats, features_of(pred, _read(thr)), 99.0)
+    if args.stored:
+        if not manifest.scope:
+            raise SystemExit(f"{args.model} has no out-of-scope statistics")
+        stats = manifest.scope
+    else:
+        stats = fit_feature_statistics(features_of(pred, _read(fit)))
+        stats = set_threshold(stats, features_of(pred, _read(thr)), 99.0)
+        stats["fitted_on"] = f"kermany-train, {len(fit)} images (threshold on {len(thr)} other patients' images)"
     if args.views:
         stats["views"] = [v.strip().upper() for v in args.views.split(",") if v.strip()]
-    stats["fitted_on"] = f"kermany-train, {len(fit)} images (threshold on {len(thr)} other patients' images)"
     manifest.scope = stats
     pred = Predictor(net, manifest, device="cpu", batch_size=16)
     figures: dict[str, object] = {"model": manifest.name, "threshold": stats["threshold"]}
