@@ -160,3 +160,19 @@ def test_no_module_over_400_lines() -> None:
         if lines > limit:
             too_big.append(f"{rel}: {lines} lines (limit {limit})")
     assert not too_big, "split these modules (one responsibility each): " + "; ".join(too_big)
+
+
+# ------------------------------------------------------------------ type checker
+
+def test_type_checker_passes_on_ml() -> None:
+    """mypy over ml/ with the [tool.mypy] settings of pyproject.toml (cache in the user cache
+    folder: the first run on a machine takes a minute, later ones seconds)."""
+    from ml.paths import platform_cache_dir
+
+    mypy = Path(sys.executable).with_name("mypy")
+    cache = platform_cache_dir() / "mypy"
+    res = subprocess.run([str(mypy), "--config-file", str(REPO / "pyproject.toml"), "--cache-dir", str(cache)],
+                         cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    checked = int(res.stdout.split(" in ")[-1].split()[0])  # "Success: no issues found in 62 source files"
+    assert checked >= len(list((REPO / "ml").rglob("*.py"))) - 2  # it ran over ml/, not nothing
