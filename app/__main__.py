@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from PySide6.QtWidgets import QApplication
 
@@ -58,6 +59,20 @@ def create_application(argv: Sequence[str]) -> tuple[QApplication, list[str]]:
     return app, remaining
 
 
+def configure_logging(verbose: bool = False, stream: TextIO | None = None) -> list[logging.Handler]:
+    """The GUI log (stderr, or ``stream``) and errors.log (errors with their tracebacks); every
+    record is scrubbed of patient names and IDs first (ml.scrub). Returns the handlers added."""
+    from ml.logfile import install_error_log
+
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    error_log = install_error_log()
+    return [handler] if error_log is None else [handler, error_log]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in CLI_COMMANDS and not Path(argv[0]).exists():
@@ -70,10 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parse_args(argv)  # prints the help and exits, without needing a display
     app, remaining = create_application(argv)
     args = parse_args(remaining)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
 
     import warnings
 

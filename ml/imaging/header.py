@@ -25,6 +25,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
 from pydicom.values import convert_value
 
+from ml import scrub
 from ml.errors import (
     CorruptImageError,
     ImageTooLargeError,
@@ -35,6 +36,8 @@ from ml.errors import (
 from ml.imaging.dicom_meta import is_non_image, meta_from_dataset
 from ml.imaging.image import ImageMeta
 from ml.imaging.sniff import HEAD_SIZE, has_preamble, kind_of, open_regular
+
+scrub.install()  # a process that reads DICOM headers scrubs every log record of names and IDs
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # the DICOMDIR SOP class
 DEFLATED_DATASET = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
@@ -201,6 +204,7 @@ def read_header_and_pixels(path: str | os.PathLike[str]) -> tuple[ImageMeta, Pix
 
         try:
             ds = read_partial(fh, stop_when=at_pixels, force=not preamble, specific_tags=HEADER_TAGS)
+            scrub.register_dataset(ds)  # its names and IDs never reach a log (issue 11 item 3)
             view = _HeaderView(ds)
             meta = meta_from_dataset(view, path)  # type: ignore[arg-type]
         except InvalidDicomError:

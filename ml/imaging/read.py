@@ -20,6 +20,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
 
+from ml import scrub
 from ml.errors import (
     CorruptImageError,
     ImageTooLargeError,
@@ -66,6 +67,7 @@ def read_dataset(
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, defer_size=defer_size,
                                  force=not preamble)
+            scrub.register_dataset(ds)  # its names and IDs never reach a log (issue 11 item 3)
             if not preamble and not any(k in ds for k in ("SOPClassUID", "StudyInstanceUID", "Rows")):
                 raise NotDicomError(f"{name} is not a DICOM file.")  # the header reader's rule too
     except NotDicomError:
