@@ -458,3 +458,22 @@ def test_save_then_open_an_image_with_the_saved_model(tmp_path: Path) -> None:
     assert last_message(view)[0] == "Saved as 'mine' in the model library and chosen in the analysis panel."
     p.open_image("/d/a/1.png")
     link.predict_when_shown.assert_called_once_with("/d/a/1.png", "mine")
+
+
+def test_evaluation_says_not_estimable_instead_of_a_number_and_names_the_macro_rule() -> None:
+    """Too few positives: the AUROC cell says why there is no value (never 0.000), the macro rule is shown."""
+    from app.training.evaluate_presenter import evaluation
+    from ml.training.metrics import MACRO_RULE
+
+    note = "not estimable (n = 1 positive, 1 negative)"
+    test = {"labels": ["a", "b"], "task": "multiclass", "n_images": 2, "n_patients": 2, "accuracy": 1.0,
+            "per_class": {"a": {"precision": 1.0, "auroc": None, "auroc_note": note, "auroc_ci95": None,
+                                "auroc_ci95_note": note, "support": 1},
+                          "b": {"precision": 1.0, "auroc": None, "auroc_note": note, "support": 1}},
+            "macro": {"precision": 1.0, "auroc": None}, "macro_rule": MACRO_RULE,
+            "confusion_matrix": [[1, 0], [0, 1]], "roc": {}}
+    e = evaluation({"test": test})
+    auroc, ci = e.columns.index("AUROC"), e.columns.index("AUROC 95% CI")
+    assert e.rows[0][auroc] == note and e.rows[0][ci] == note
+    assert "0.000" not in " ".join(e.rows[0])
+    assert "zero_division=0" in e.headline

@@ -73,6 +73,9 @@ def headline(metrics: dict[str, Any]) -> str:
         parts.append(f"Best epoch {metrics['best_epoch']} by {metrics.get('monitor')}.")
     if (test.get("n_images") or 0) < FEW_TEST_IMAGES:
         parts.append("Very few test images: these numbers are rough (see the confidence intervals).")
+    rule = test.get("macro_rule") or metrics.get("macro_rule")
+    if rule:
+        parts.append(f"Macro average: {rule}.")
     return " ".join(parts)
 
 
@@ -118,7 +121,9 @@ def evaluation(metrics: dict[str, Any]) -> EvaluationView:
     for _name, m in named:
         ci = m.get("auroc_ci95")
         values = [_num(m.get(k)) for k in KEYS]
-        values.append(f"{ci[0]:.3f} – {ci[1]:.3f}" if ci else "–")
+        if m.get("auroc") is None and m.get("auroc_note"):
+            values[KEYS.index("auroc")] = str(m["auroc_note"])  # "not estimable (n = ...)", never 0.000
+        values.append(f"{ci[0]:.3f} – {ci[1]:.3f}" if ci else str(m.get("auroc_ci95_note") or "–"))
         values.append(str(m.get("support", "")) if "support" in m else "")
         if multilabel:
             values.append(_num(m.get("threshold"), "{:.2f}"))
