@@ -48,6 +48,10 @@ BLOCKS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
+#: the first convolution (integrated gradients there are close to the input's)
+FIRST = {"resnet18": "conv1", "densenet121": "features.conv0", "efficientnet_b0": "features.0"}
+
+
 def candidates(arch: str) -> list[tuple[str, str | None, str]]:
     """(method, layer(s), fuse) to score; the first is the baseline (Grad-CAM, last block)."""
     b0, b1, b2, b3 = BLOCKS[arch]
@@ -57,6 +61,7 @@ def candidates(arch: str) -> list[tuple[str, str | None, str]]:
         ("layercam", b1, "mean"), ("layercam", b2, "mean"), ("layercam", b3, "mean"),
         ("layercam", f"{b2},{b1}", "mean"), ("layercam", f"{b2},{b1}", "product"),
         ("gradcam", f"{b1},{b0}", "product"), ("occlusion", None, "mean"),
+        ("layerig", b3, "mean"), ("layerig", FIRST[arch], "mean"),
     ]  # fmt: skip
 
 
@@ -122,7 +127,13 @@ def energy_in_box(values: np.ndarray, box: tuple[int, int, int, int]) -> float:
 
 
 def score_model(
-    model: nn.Module, m: ModelManifest, arch: str, seed: int, n_eval: int, sanity_images: int
+    model: nn.Module,
+    m: ModelManifest,
+    arch: str,
+    seed: int,
+    n_eval: int,
+    sanity_images: int,
+    only: list[str] | None = None,
 ) -> list[dict]:
     """Pointing game, energy in box (and the randomisation check for the CAMs) per candidate."""
     from ml.explain import make_explainer
@@ -131,8 +142,12 @@ def score_model(
     held = phantom_set(n_eval, True, seed=500 + seed)
     rows = []
     for method, layer, fuse in candidates(arch):
+        if only and method not in only:
+            continue
         t0 = time.perf_counter()
-        opts: dict = {} if method == "occlusion" else {"layer": layer, "fuse": fuse}
+        opts: dict = {} if method == "occlusion" else {"layer": layer}
+        if method not in ("occlusion", "layerig"):
+            opts["fuse"] = fuse
         hits, energy = [], []
         with make_explainer(method, model, m, **opts) as ex:
             for ph in held:
@@ -186,6 +201,32 @@ def table(rows: list[dict], facts: dict[str, list[float]]) -> str:
     return "\n".join(out)
 
 
+def choose_defaults(rows: list[dict]) -> dict[str, dict]:
+    """Per architecture: the candidate with the best mean pointing game (then energy) among those
+    that pass the randomisation check on every seed (occlusion is perturbation-based: not checked)."""
+    from ml.explain.sanity import SPEARMAN_BOUND
+
+    best: dict[str, dict] = {}
+    for arch in dict.fromkeys(r["arch"] for r in rows):
+        groups: dict[tuple, list[dict]] = {}
+        for r in rows:
+            if r["arch"] == arch:
+                groups.setdefault((r["method"], r["layer"], r["fuse"]), []).append(r)
+        scored = []
+        for (method, layer, fuse), sel in groups.items():
+            rho = [r["sanity_spearman"] for r in sel if "sanity_spearman" in r]
+            if rho and max(rho) >= SPEARMAN_BOUND:
+                continue  # flagged: never a default
+            pointing = float(np.mean([r["pointing"] for r in sel]))
+            energy = float(np.mean([r["energy"] for r in sel]))
+            scored.append((pointing, energy, method, layer, fuse, [r["pointing"] for r in sel]))
+        if scored:
+            pointing, energy, method, layer, fuse, each = max(scored)
+            best[arch] = {"method": method, "layer": layer, "fuse": fuse, "pointing": pointing,
+                          "min": min(each), "max": max(each), "energy": energy, "seeds": len(each)}  # fmt: skip
+    return best
+
+
 def score_all(args: argparse.Namespace) -> int:
     rows: list[dict] = []
     facts: dict[str, list[float]] = {}
@@ -193,7 +234,7 @@ def score_all(args: argparse.Namespace) -> int:
         for arch in args.archs:
             model, m, f = train(arch, seed, args.size, args.epochs, args.n_train, args.cache)
             facts.setdefault(arch, []).append(f["held_out_accuracy"])
-            rows += score_model(model, m, arch, seed, args.n_eval, args.sanity_images)
+            rows += score_model(model, m, arch, seed, args.n_eval, args.sanity_images, args.only or [])
             if args.json:
                 args.json.write_text(
                     json.dumps(
@@ -202,6 +243,7 @@ def score_all(args: argparse.Namespace) -> int:
                     )
                 )
     print(table(rows, facts))
+    print(json.dumps(choose_defaults(rows), indent=1))
     return 0
 
 
@@ -223,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--sanity-images", type=int, default=3, help="images for the randomisation check (0: skip)"
     )
+    p.add_argument("--only", nargs="+", default=None, help="score only these methods")
     p.add_argument("--train-only", action="store_true")
     p.add_argument(
         "--table-from", nargs="+", type=Path, default=None, help="print the table of saved JSON runs"
@@ -238,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             for arch, accs in saved["accuracy"].items():
                 facts.setdefault(arch, []).extend(accs)
         print(table(rows, facts))
+        print(json.dumps(choose_defaults(rows), indent=1))
         return 0
     if args.train_only:
         for seed in args.seeds:

@@ -26,6 +26,7 @@ CAM_CASES = [
     ("gradcampp", None),
     ("layercam", "layer2,layer3"),
     ("gradcam", "layer2,layer3"),
+    ("layerig", "layer1"),
 ]
 
 
@@ -115,6 +116,8 @@ def test_unknown_layers_methods_and_fusions_are_one_readable_error() -> None:
         make_explainer("guided", model, m)
     with pytest.raises(CxrError, match="no layer to choose"):
         make_explainer("occlusion", model, m, layer="layer3")
+    with pytest.raises(CxrError, match="one layer"):
+        make_explainer("layerig", model, m, layer="layer2,layer3")
     with pytest.raises(CxrError, match="fuse"):
         make_explainer("gradcam", model, m, layer="layer2,layer3", fuse="max")
 
@@ -176,7 +179,7 @@ class ImageIntensity(Explainer):
 def test_randomisation_check_passes_cams_and_flags_a_method_that_ignores_the_model(trained, held_out) -> None:
     model, m = trained
     images = [ph.image for ph in held_out[:4]]
-    for method, layer in (("gradcam", "layer3"), ("layercam", "layer2,layer3")):
+    for method, layer in (("gradcam", "layer3"), ("layercam", "layer2,layer3"), ("layerig", "stem")):
         result = randomisation_check(method, model, m, images, target="lesion", layer=layer)
         assert result.passed and result.spearman < SPEARMAN_BOUND, result
     flagged = randomisation_check(ImageIntensity, model, m, images, target="lesion")

@@ -41,6 +41,7 @@ COLOUR_MAPS = ("inferno", "turbo", "viridis", "plasma", "magma")
 METHODS = (
     ("gradcam", "Grad-CAM"), ("occlusion", "Occlusion"), ("default", "Default for this model (benchmarked)"),
     ("layercam", "LayerCAM"), ("hirescam", "HiResCAM"), ("gradcampp", "Grad-CAM++"),
+    ("layerig", "Integrated gradients"),
 )  # fmt: skip
 TOP_LABEL = ""  # target choice meaning "the model's top label"
 

@@ -1,7 +1,8 @@
 """Explanations (Captum): one module per method over a shared base; heatmaps on the source grid.
 
 Methods: ``gradcam`` (Captum LayerGradCam, one or several layers), ``hirescam``, ``gradcampp``,
-``layercam`` (the CAM family on :mod:`ml.explain.cam`) and ``occlusion`` (Captum Occlusion).
+``layercam`` (the CAM family on :mod:`ml.explain.cam`), ``layerig`` (Captum
+LayerIntegratedGradients from a black image) and ``occlusion`` (Captum Occlusion).
 ``method="default"`` takes the architecture's evidence-based default from the registry
 (:func:`default_explanation`: method and layer chosen by ``build_scripts/bench_heatmaps.py``).
 On request: :mod:`ml.explain.faithfulness` (deletion score), :mod:`ml.explain.sanity`
@@ -16,6 +17,7 @@ from ml.explain.base import Explainer, Heatmap, hook_count
 from ml.explain.gradcam import GradCam
 from ml.explain.gradcampp import GradCamPlusPlus
 from ml.explain.hirescam import HiResCam
+from ml.explain.integrated import LayerIntegratedGradientsExplainer
 from ml.explain.layercam import LayerCam
 from ml.explain.occlusion import OcclusionExplainer
 
@@ -24,6 +26,7 @@ METHODS: dict[str, type[Explainer]] = {
     "hirescam": HiResCam,
     "gradcampp": GradCamPlusPlus,
     "layercam": LayerCam,
+    "layerig": LayerIntegratedGradientsExplainer,
     "occlusion": OcclusionExplainer,
 }
 #: what the GUI and the CLI call each method
@@ -32,10 +35,11 @@ METHOD_LABELS: dict[str, str] = {
     "hirescam": "HiResCAM",
     "gradcampp": "Grad-CAM++",
     "layercam": "LayerCAM",
+    "layerig": "Integrated gradients",
     "occlusion": "Occlusion",
 }
 #: methods that take a ``layer`` option
-LAYER_METHODS = ("gradcam", "hirescam", "gradcampp", "layercam")
+LAYER_METHODS = ("gradcam", "hirescam", "gradcampp", "layercam", "layerig")
 
 
 def default_explanation(architecture: str) -> tuple[str, str | None]:
@@ -76,5 +80,5 @@ def make_explainer(method: str, model: Any, manifest: Any, device: Any = "cpu", 
 
 __all__ = [
     "LAYER_METHODS", "METHODS", "METHOD_LABELS", "Explainer", "GradCam", "GradCamPlusPlus", "Heatmap",
-    "HiResCam", "LayerCam", "OcclusionExplainer", "default_explanation", "hook_count", "make_explainer",
+    "HiResCam", "LayerCam", "LayerIntegratedGradientsExplainer", "OcclusionExplainer", "default_explanation", "hook_count", "make_explainer",
 ]  # fmt: skip
