@@ -12,6 +12,9 @@
 * On CUDA: autocast (bf16 where supported, else fp16), channels-last, pinned host memory and
   non-blocking copies. On every device: ``torch.inference_mode`` and channels-last (about 0.7x the
   time of plain eager fp32 for DenseNet-121 on a CPU, see ``build_scripts/bench_inference.py``).
+* The forward passes run on ONNX Runtime when ``backend`` is "auto" (the default of
+  :func:`load_predictor`) or "onnx" and the exported model equals torch within 1e-4
+  (:mod:`ml.inference.backend`); otherwise on torch. :attr:`Predictor.status_label` says which.
 * A CUDA out-of-memory error halves the batch and retries; at one image per batch it moves the model
   to the CPU and goes on. What happened is recorded in :attr:`Predictor.messages` and on the
   :class:`Prediction` objects computed after it.
@@ -36,6 +39,7 @@ from torch import nn
 from ml import DISCLAIMER
 from ml.errors import CxrError, ModelFileError
 from ml.imaging.image import XRayImage
+from ml.inference import backend as backends
 from ml.inference.device import choose_device, device_label
 from ml.inference.preprocess import InputGeometry, prepare
 from ml.inference.scope import ScopeGuard
@@ -162,6 +166,8 @@ class Predictor:
         batch_size: int = 8,
         channels_last: bool = True,
         precision: str = "auto",
+        backend: str = "torch",
+        model_path: str | os.PathLike[str] | None = None,
     ) -> None:
         if batch_size < 1:
             raise CxrError("The batch size must be at least 1.")
@@ -179,12 +185,36 @@ class Predictor:
         self.model = model.eval()
         self._place(self.device)
         self.scope = ScopeGuard(manifest, self.model)
+        if backend != "torch" and precision not in ("auto", "fp32"):
+            if backend == "onnx":
+                raise CxrError("The ONNX Runtime back-end runs in fp32; choose precision 'auto' or 'fp32'.")
+            self.backend = backends.Choice(None, f"precision {precision} needs PyTorch")
+        else:
+            from ml.inference.scope import head_module
+
+            head = head_module(self.model, manifest) if backend != "torch" else None
+            self.backend = backends.choose(self.model, manifest, self.device, backend, model_path, head)
 
     # ------------------------------------------------------------------ device
 
     @property
     def device_label(self) -> str:
         return device_label(self.device) if self.device.type in ("cpu", "cuda", "mps") else str(self.device)
+
+    @property
+    def backend_label(self) -> str:
+        """ "ONNX Runtime" or "PyTorch" (what runs the forward passes)."""
+        return self.backend.label
+
+    @property
+    def status_label(self) -> str:
+        """For the status bar: device and back-end, e.g. "CPU (2 threads) · ONNX Runtime"."""
+        return f"{self.device_label} · {self.backend_label}"
+
+    @property
+    def fast_forward(self) -> backends.OnnxForward | None:
+        """The verified ONNX Runtime forward (logits from a normalised batch), or None on torch."""
+        return self.backend.fast
 
     @property
     def labels(self) -> list[str]:
@@ -215,6 +245,8 @@ class Predictor:
 
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
         """Logits -> probabilities (float32, on the CPU) for one batch that fits."""
+        if self.backend.fast is not None:
+            return self._probabilities(torch.from_numpy(self.backend.fast.run(batch)))
         x = torch.from_numpy(batch)
         cuda = self.device.type == "cuda"
         if cuda:
@@ -229,12 +261,13 @@ class Predictor:
                     logits = self.model(x)
             else:
                 logits = self.model(x)
-            logits = logits.float() / float(getattr(self.manifest, "temperature", None) or 1.0)
-            if self.manifest.task == "multilabel":
-                probs = torch.sigmoid(logits)
-            else:
-                probs = torch.softmax(logits, dim=1)
-            return probs.to("cpu")
+            return self._probabilities(logits)
+
+    def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float() / float(getattr(self.manifest, "temperature", None) or 1.0)
+        if self.manifest.task == "multilabel":
+            return torch.sigmoid(logits).to("cpu")
+        return torch.softmax(logits, dim=1).to("cpu")
 
     def _infer(self, batch: np.ndarray, messages: list[str]) -> np.ndarray:
         """Probabilities for ``batch`` (N, C, H, W), halving the batch / leaving the GPU on OOM."""
@@ -327,9 +360,15 @@ class Predictor:
 
 
 def load_predictor(
-    model: str | os.PathLike[str], device: str | torch.device = "auto", batch_size: int = 8
+    model: str | os.PathLike[str],
+    device: str | torch.device = "auto",
+    batch_size: int = 8,
+    backend: str = "auto",
 ) -> Predictor:
-    """Load a model file (or a model library name, when the library knows it) into a Predictor."""
+    """Load a model file (or a model library name, when the library knows it) into a Predictor.
+
+    ``backend``: "auto" (ONNX Runtime when installed and verified, cached next to the model file),
+    "torch" or "onnx" (see :mod:`ml.inference.backend`)."""
     from ml.models.bundle import load_model
 
     try:
@@ -341,7 +380,7 @@ def load_predictor(
     else:
         path = resolve_model(model)
     net, manifest = load_model(path, "cpu")
-    return Predictor(net, manifest, device=device, batch_size=batch_size)
+    return Predictor(net, manifest, device=device, batch_size=batch_size, backend=backend, model_path=path)
 
 
 __all__ = [
