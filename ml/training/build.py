@@ -76,8 +76,14 @@ def make_manifest(config: TrainConfig, labels: list[str], task: str, name: str) 
             channels,
         )
         derivation = InputDerivation(voi=config.voi, resize=config.resize)  # type: ignore[arg-type]
+        if config.weights == "xrv":
+            # TorchXRayVision's released weights expect exactly xrv's input (its pixel scaling,
+            # centre crop and resizer): the model is trained on what it will be given later.
+            derivation = InputDerivation.xrv()
         size = config.image_size or spec.default_input_size
-    if base is None or config.resize != "squash" or config.voi != "default":
+    if (base is None and config.weights != "xrv") or (
+        base is not None and (config.resize != "squash" or config.voi != "default")
+    ):
         derivation = replace(derivation, voi=config.voi, resize=config.resize)  # type: ignore[arg-type]
     manifest = ModelManifest(
         name=name, architecture=spec.name, labels=list(labels), task=task,  # type: ignore[arg-type]
