@@ -29,6 +29,8 @@ def _register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--explain-dir", help="folder for <stem>.<method>.npy and .png heatmaps")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
+                   help="forward passes on ONNX Runtime when installed and verified (auto), or torch")  # fmt: skip
     p.add_argument("--frame", type=int, help="only this frame (from 1) of multi-frame images")
     p.set_defaults(func=cmd_predict)
 
@@ -45,8 +47,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ml.models import library
 
     model = library.resolve_model(args.model) if args.model else library.resolve_default_model()
-    predictor = load_predictor(model, device=args.device, batch_size=args.batch_size)
-    print(f"Model {predictor.manifest.name} on {predictor.device_label}. {DISCLAIMER}", file=sys.stderr)
+    predictor = load_predictor(model, device=args.device, batch_size=args.batch_size, backend=args.backend)
+    print(f"Model {predictor.manifest.name} on {predictor.status_label}. {DISCLAIMER}", file=sys.stderr)
 
     explain_dir = Path(args.explain_dir) if args.explain_dir else None
     explainer = None
@@ -56,6 +58,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         explain_dir.mkdir(parents=True, exist_ok=True)
         options = {"layer": args.explain_layer} if args.explain_layer else {}
+        if args.explain == "occlusion" and predictor.fast_forward is not None:
+            options["forward"] = predictor.fast_forward  # forward-only: the fast back-end
         explainer = make_explainer(args.explain, predictor.model, predictor.manifest, predictor.device, **options)
         explainer.open()
 
