@@ -110,3 +110,16 @@ def test_providers_put_the_gpu_first_and_the_cpu_last() -> None:
         "CPUExecutionProvider",
     ]
     assert backends.providers_for(torch.device("cpu"), avail) == ["CPUExecutionProvider"]
+
+
+def test_occlusion_on_onnx_runtime_gives_torch_s_map(tmp_path: Path) -> None:
+    from ml.explain.occlusion import OcclusionExplainer
+
+    fast = load_predictor(_saved(tmp_path, "cxr_resnet_small"), device="cpu", backend="onnx")
+    image = make_phantom(rows=48, cols=40).image
+    maps = []
+    for forward in (None, fast.fast_forward):
+        with OcclusionExplainer(fast.model, fast.manifest, window=8, stride=4, forward=forward) as ex:
+            maps.append(ex.explain(image, 0, "lesion").values)
+    assert maps[0].shape == (48, 40) and np.abs(maps[0]).max() > 0
+    assert np.allclose(maps[0], maps[1], atol=1e-4)
