@@ -32,6 +32,9 @@ def _register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
                    help="forward passes on ONNX Runtime when installed and verified (auto), or torch")  # fmt: skip
     p.add_argument("--frame", type=int, help="only this frame (from 1) of multi-frame images")
+    from ml.dicom_out.predict_export import add_arguments as add_dicom_out_arguments
+
+    add_dicom_out_arguments(p)  # --dicom-out DIR, --send NODE, --aet
     p.set_defaults(func=cmd_predict)
 
 
@@ -95,6 +98,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
               "their results are for research use only", file=sys.stderr)
     if outcome.skipped:
         print(f"cxr: skipped {len(outcome.skipped)} file(s) that are not images", file=sys.stderr)
+    if args.dicom_out or args.send:
+        from ml.dicom_out.predict_export import export
+
+        export(args, predictions, predictor, model)
     for _source, message in errors:
         print(f"cxr: error: {message}", file=sys.stderr)
     if not predictions and not errors:
