@@ -1,4 +1,5 @@
-"""`cxr pacs echo|find|get|send NODE ...`: the PACS from the command line. Not for diagnostic use.
+"""`cxr pacs echo|find|get|send NODE ...`: the PACS from the command line; `cxr anonymise PATH... -o DIR`.
+Not for diagnostic use.
 
 NODE is a name from the node file (``<user data>/pacs/nodes.json``) or an address:
 ``dicom://AET@host:port`` or ``http(s)://host/dicom-web``.
@@ -46,6 +47,12 @@ def _register(sub: argparse._SubParsersAction) -> None:
     a = action("send", "send DICOM files to a node (C-STORE / STOW-RS)")
     a.add_argument("files", nargs="+", metavar="FILE")
     a.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("anonymise", aliases=["anonymize"],
+                       help="export DICOM files de-identified (new names, IDs, UIDs; dates shifted)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="DICOM files or folders (recursive)")
+    p.add_argument("-o", "--output", required=True, help="folder to write <study>/<series>/<instance>.dcm into")
+    p.set_defaults(func=cmd_anonymise)
 
 
 def _node(args: argparse.Namespace):  # noqa: ANN202 - ml.pacs.Node
@@ -106,4 +113,13 @@ def cmd_send(args: argparse.Namespace) -> int:
     node = _node(args)
     count = send(node, [Path(f) for f in args.files], args.aet)
     print(f"{count} file(s) sent to {node.address}")
+    return 0
+
+
+def cmd_anonymise(args: argparse.Namespace) -> int:
+    from ml.dicom_out.anonymise import anonymise
+
+    written = anonymise(list(args.paths), args.output)
+    studies = {p.parent.parent.name for p in written}
+    print(f"{len(written)} file(s) in {len(studies)} stud(y/ies) anonymised into {args.output}")
     return 0
