@@ -88,7 +88,7 @@ def load_model(
         check(cancel)
         report(progress, 0, 0, f"Warming up on the {predictor.device_label}")
         predictor.warmup()
-        return LoadedModel(Path(path), predictor.manifest, predictor, predictor.device_label)
+        return LoadedModel(Path(path), predictor.manifest, predictor, predictor.status_label)
 
     return run
 
@@ -141,8 +141,12 @@ def explain(
 
         predictor = loaded.predictor
         on_partial = getattr(progress, "partial", None)
+        if method == "occlusion" and getattr(predictor, "fast_forward", None) is not None:
+            fast = {"forward": predictor.fast_forward}  # forward-only: the fast back-end
+        else:
+            fast = {}
         with make_explainer(
-            method, predictor.model, loaded.manifest, predictor.device, **options
+            method, predictor.model, loaded.manifest, predictor.device, **options, **fast
         ) as explainer:
             return explainer.explain(
                 image, frame, target, progress=progress, cancel=cancel, on_partial=on_partial
