@@ -125,3 +125,20 @@ def test_send_dimse_and_stow(orthanc, dicom_dir, capsys):  # noqa: F811
     assert orthanc.instance_count() == before + 2
     assert main(["pacs", "send", orthanc.dicom_url, str(Path(__file__))]) == 2
     assert "not a DICOM file" in capsys.readouterr().err
+
+
+def test_move_study_to_our_store_receiver(orthanc, dicom_dir, tmp_path):  # noqa: F811
+    from ml.pacs.dimse import move_study
+    from ml.pacs.receiver import StoreReceiver
+    from tests.helpers.orthanc import APP_AET
+
+    node = parse_url(orthanc.dicom_url)
+    arrived: list[Path] = []
+    with StoreReceiver(orthanc.app_port, APP_AET, tmp_path, on_instance=arrived.append):
+        assert move_study(node, APP_AET, RG3_STUDY, APP_AET) == 1
+    files = list((tmp_path / RG3_STUDY).glob("*.dcm"))
+    assert files == arrived and len(files) == 1
+    got, src = pydicom.dcmread(files[0]), pydicom.dcmread(dicom_dir / "RG3_J2KR.dcm")
+    assert got.SOPInstanceUID == src.SOPInstanceUID and (got.pixel_array == src.pixel_array).all()
+    with pytest.raises(PacsError, match="destination AE title 'NOBODY'"):
+        move_study(node, APP_AET, RG3_STUDY, "NOBODY")

@@ -161,6 +161,35 @@ def get_study(node: Node, calling_aet: str, study_uid: str, sink: Callable[[byte
     return received[0]
 
 
+def move_study(node: Node, calling_aet: str, study_uid: str, destination_aet: str,
+               cancel: CancelToken | None = None) -> int:
+    """C-MOVE a study to ``destination_aet`` (known to the PACS, e.g. our :class:`StoreReceiver`);
+    how many instances the PACS says it sent."""
+    model = sc.StudyRootQueryRetrieveInformationModelMove
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study_uid
+    completed = 0
+    with associate(node, calling_aet, [(model, UNCOMPRESSED)]) as assoc:
+        code = None
+        for status, _identifier in assoc.send_c_move(query, destination_aet, model):
+            if cancel is not None and cancel.cancelled:
+                assoc.abort()
+                cancel.check()
+            if not status:
+                raise _lost(assoc, node, "move")
+            code = int(status.Status)
+            completed = int(getattr(status, "NumberOfCompletedSuboperations", completed) or completed)
+    if code == 0xA801:
+        raise PacsError(f"The PACS node {node.address} does not know the destination AE title '{destination_aet}'.")
+    if code not in (0x0000, 0xB000) and not completed:
+        if not _study_exists(node, calling_aet, study_uid):
+            raise PacsError(f"The PACS node {node.address} has no study with UID {study_uid}.")
+        raise PacsError(f"The PACS node {node.address} failed the move (status 0x{code or 0:04X}); does it "
+                        f"know the destination AE title '{destination_aet}' (host and port)?")
+    return completed
+
+
 def _study_exists(node: Node, calling_aet: str, study_uid: str) -> bool:
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"

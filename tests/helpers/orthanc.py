@@ -71,6 +71,7 @@ class OrthancServer:
         exe = shutil.which("Orthanc")
         if exe is None:
             pytest.fail("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
+        self.app_port = self.app_port or free_port()
         storage = self.root / "storage"
         storage.mkdir(parents=True, exist_ok=True)
         config = {
@@ -88,7 +89,7 @@ class OrthancServer:
             "DicomAlwaysAllowFind": True,
             "DicomAlwaysAllowGet": True,
             "DicomAlwaysAllowMove": True,
-            "DicomModalities": {"cxrstudio": [APP_AET, "127.0.0.1", self.app_port or free_port()]},
+            "DicomModalities": {"cxrstudio": [APP_AET, "127.0.0.1", self.app_port]},
             "Plugins": [dicomweb_plugin()],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
             "StableAge": 1,
