@@ -47,3 +47,15 @@ def test_imagenet_class_names_are_stored_and_match_torchvision() -> None:
     reference = list(get_model_weights("resnet18").DEFAULT.meta["categories"])
     assert [n.split(" (")[0] for n in names] == [r.split(" (")[0] for r in reference]
     assert names[0] == "tench"
+
+
+_IMPORT_WINDOW = """
+import json, sys
+import app.main_window  # noqa: F401
+print(json.dumps({"heavy": [m for m in ("torch", "torchvision", "captum", "onnxruntime") if m in sys.modules]}))
+"""
+
+
+def test_the_main_window_module_imports_no_torch(tmp_path: Path) -> None:
+    # the window must not wait for torch (about 1-10 s): models load in a worker after it shows
+    assert _run(_IMPORT_WINDOW, tmp_path)["heavy"] == []
