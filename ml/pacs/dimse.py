@@ -7,7 +7,9 @@ becomes one :class:`PacsError` line. Retrieved instances are written by the call
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,6 +72,7 @@ def associate(node: Node, calling_aet: str, contexts: list[tuple[str, list[str]]
     if node.tls:
         context = ssl.create_default_context(cafile=node.tls_ca_file or None)
         tls_args = (context, node.host)
+    started = time.monotonic()
     try:
         assoc = ae.associate(node.host, node.port, ae_title=node.ae_title, ext_neg=roles or [],
                              evt_handlers=handlers or [], tls_args=tls_args)
@@ -79,6 +82,12 @@ def associate(node: Node, calling_aet: str, contexts: list[tuple[str, list[str]]
         raise PacsError(f"The PACS node {node.address} refused the association (called AE title "
                         f"'{node.ae_title}', calling AE title '{calling_aet}' not accepted).")
     if not assoc.is_established:
+        if time.monotonic() - started < node.timeout_s * 0.9 and _port_open(node):
+            # it took the connection but closed it before (or while) we read its answer: a rejection
+            # whose A-ASSOCIATE-RJ was lost with the closed socket, as Orthanc does to a wrong AE title
+            raise PacsError(f"The PACS node {node.address} refused the association (it closed the "
+                            f"connection: check the called AE title '{node.ae_title}' and ours, "
+                            f"'{calling_aet}').")
         raise PacsError(f"Cannot reach the PACS node {node.address} (connection refused, or no answer "
                         f"within {node.timeout_s:g} s).")
     try:
@@ -86,6 +95,14 @@ def associate(node: Node, calling_aet: str, contexts: list[tuple[str, list[str]]
     finally:
         if assoc.is_established:
             assoc.release()
+
+
+def _port_open(node: Node) -> bool:
+    try:
+        with socket.create_connection((node.host, node.port), timeout=2.0):
+            return True
+    except OSError:
+        return False
 
 
 def _lost(assoc, node: Node, what: str) -> PacsError:  # noqa: ANN001 - pynetdicom Association
