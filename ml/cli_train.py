@@ -147,7 +147,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if stream is None:
             from ml.training.metrics import format_table
 
-            print(format_table(result.metrics["test"]), file=sys.stderr)
+            m = result.metrics
+            table = {
+                **m["test"],
+                "calibration": m.get("calibration"),
+                "operating_point": m.get("operating_point"),
+            }
+            print(format_table(table), file=sys.stderr)
             print(result.model_path)
     return 0
 

@@ -117,6 +117,13 @@ def test_kermany_end_to_end_cli(shared_data: Path, tmp_path: Path, capsys) -> No
     assert manifest.provenance.extra["config"]["epochs"] == 2
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["n_images"] >= 2 and set(metrics["test"]["per_class"]) == {"NORMAL", "PNEUMONIA"}
+    # post-hoc calibration on the validation split only: temperature and Youden point in the manifest
+    calib, op = metrics["calibration"], metrics["operating_point"]
+    assert calib["split"] == "validation" and manifest.temperature == pytest.approx(calib["temperature"])
+    assert calib["ece_before"] is not None and calib["test"]["split"] == "test"
+    assert op["split"] == "validation" and op["rule"] == "Youden's J"
+    assert manifest.thresholds == {"PNEUMONIA": op["threshold"]}
+    assert f"threshold {op['threshold']:.3f}" in op["text"]
     with open(out / "split.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 16 and {r["split"] for r in rows} == {"train", "val", "test"}
@@ -151,6 +158,7 @@ def test_kermany_end_to_end_cli(shared_data: Path, tmp_path: Path, capsys) -> No
     printed = capsys.readouterr().out
     assert code == 0
     assert "16 images" in printed and "PNEUMONIA" in printed and "auroc" in printed
+    assert "ECE on this data" in printed and f"threshold {op['threshold']:.3f} on P(PNEUMONIA)" in printed
     evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert evaluated["n_images"] == 16 and evaluated["accuracy"] is not None
 

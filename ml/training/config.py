@@ -266,6 +266,9 @@ class TrainConfig(_Section):
     deterministic: bool = True
     checkpoint_every_batches: int = Field(0, ge=0)
     bootstrap: int = Field(200, ge=0)
+    #: operating point of a two-class / multi-label model, chosen on validation: None = Youden (two
+    #: classes) / F1-optimal (multi-label); a number = the highest threshold reaching this sensitivity
+    target_sensitivity: float | None = Field(None, gt=0, le=1)
     install: bool = False  # copy the final model into the user's model library
     # auto-tune
     tune_trials: int = Field(0, ge=0)

@@ -14,7 +14,8 @@ from ml.training import distributed
 from ml.training.checkpoint import load_checkpoint
 from ml.training.events import Finished
 from ml.training.fit import FitResult, predict
-from ml.training.metrics import choose_thresholds, compute_metrics, summary, write_metrics
+from ml.training.metrics import compute_metrics, summary, write_metrics
+from ml.training.posthoc import PostHoc, add_test_figures, fit_posthoc, not_fitted
 from ml.training.rundata import Loaders, RunData
 from ml.training.rundir import RunEnv, TrainResult
 
@@ -44,18 +45,20 @@ def finish(
     if not final:
         return TrainResult(run_dir, None, None, {}, fitted.best_epoch, fitted.best_value)
     labels, task = data.labels, data.task
-    thresholds = None
     val_metrics = None
+    post = not_fitted("the validation split is empty", task, labels)
     if len(loaders.val_ds):  # type: ignore[arg-type]
         vp, vt, vi, vloss = predict(env, model, criterion, loaders.val, task)
-        if task == "multilabel":
-            thresholds = choose_thresholds(vp, vt, labels)
+        post = fit_posthoc(vp, vt, labels, task, cfg.target_sensitivity)  # validation only
         val_patients = data.patients("val")
         val_metrics = compute_metrics(
-            vp, vt, labels, task, thresholds=thresholds, loss=vloss,
+            post.apply(vp, task), vt, labels, task, thresholds=_metric_thresholds(post, task), loss=vloss,
             patients=[val_patients[int(i)] for i in vi], n_boot=0,
         )  # fmt: skip
-    tp, tt, ti, tloss = predict(env, model, criterion, loaders.test, task)
+    thresholds = _metric_thresholds(post, task)
+    tp_raw, tt, ti, tloss = predict(env, model, criterion, loaders.test, task)
+    tp = post.apply(tp_raw, task)  # the test split is evaluated with the validation temperature
+    add_test_figures(post, tp_raw, tp, tt, labels, task)
     test_patients = data.patients("test")
     test_metrics = compute_metrics(
         tp, tt, labels, task, thresholds=thresholds, loss=tloss,
@@ -68,7 +71,9 @@ def finish(
     metrics = {
         "test": test_metrics,
         "val": val_metrics,
-        "thresholds": thresholds,
+        "thresholds": post.thresholds,
+        "calibration": post.calibration,
+        "operating_point": post.operating_point or None,
         "best_epoch": fitted.best_epoch,
         "monitor": fitted.monitor,
         "best_value": fitted.best_value,
@@ -79,7 +84,8 @@ def finish(
     }
     metrics_path = run_dir / "metrics.json"
     write_metrics(metrics_path, metrics)
-    manifest = final_manifest(env, data, test_metrics, thresholds, fitted.best_epoch, origin)
+    manifest = final_manifest(env, data, test_metrics, post.thresholds, fitted.best_epoch, origin)
+    manifest = replace(manifest, temperature=post.temperature)
     from ml.models.bundle import save_model
 
     model_path = save_model(run_dir / "model.safetensors", export_model or model, manifest)
@@ -97,6 +103,11 @@ def finish(
     return TrainResult(
         run_dir, model_path, metrics_path, metrics, fitted.best_epoch, fitted.best_value, installed
     )
+
+
+def _metric_thresholds(post: PostHoc, task: str) -> dict[str, float] | None:
+    """The thresholds compute_metrics applies (multi-label only: multi-class metrics use the top class)."""
+    return post.thresholds if task == "multilabel" else None
 
 
 def final_manifest(

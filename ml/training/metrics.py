@@ -321,7 +321,42 @@ def format_table(metrics: dict[str, Any]) -> str:
         )
     if metrics.get("macro_rule"):
         lines.append(f"macro: {metrics['macro_rule']}")
+    lines += calibration_lines(metrics.get("calibration"), metrics.get("operating_point"))
     return "\n".join(lines)
+
+
+def calibration_lines(
+    calibration: dict[str, Any] | None, operating_point: dict[str, Any] | None
+) -> list[str]:
+    """The ECE (which split, before/after the temperature) and the operating point, one line each."""
+
+    def ece(v: Any) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    lines = []
+    c = calibration or {}
+    if c.get("temperature") is not None and c.get("split") == "validation":
+        lines.append(f"calibration: temperature {c['temperature']:.3f} fitted on validation, "
+                     f"ECE {ece(c.get('ece_before'))} -> {ece(c.get('ece_after'))} (validation)")  # fmt: skip
+    elif c.get("note"):
+        lines.append(f"calibration: {c['note']}")
+    part = c.get("test")
+    if isinstance(part, dict):
+        lines.append(f"ECE on {part['split']}: {ece(part.get('ece_before'))} before, "
+                     f"{ece(part.get('ece_after'))} with the validation temperature (n = {part.get('n')})")  # fmt: skip
+    if c.get("split") not in ("validation", None) and "ece" in c:
+        t = c.get("temperature")
+        lines.append(f"ECE on {c['split']}: {ece(c.get('ece'))}"
+                     + (f" (model temperature {t:.3f})" if t is not None else " (model not temperature-scaled)"))  # fmt: skip
+    op = operating_point or {}
+    if op.get("text"):
+        line = str(op["text"])
+        for split in ("test", "data"):
+            r = op.get(split)
+            if isinstance(r, dict) and r.get("sensitivity") is not None:
+                line += f"; on {split}: sensitivity {r['sensitivity']:.3f}, specificity {ece(r.get('specificity'))}"
+        lines.append(line)
+    return lines
 
 
 def write_metrics(path: str | os.PathLike[str], metrics: dict[str, Any]) -> None:
