@@ -9,7 +9,6 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ml import logfile
 from ml.errors import CxrError, ModelFileError
 from ml.models import bundle, catalogue, library, registry
 from ml.models.manifest import ModelManifest
@@ -31,20 +30,17 @@ def _model_file(folder: Path, name: str = "covid-small", labels=("normal", "pneu
 
 
 def test_home_comes_from_the_environment_or_the_platform(tmp_path, monkeypatch):
+    import platformdirs
+
+    from ml import paths
+
     monkeypatch.setenv("CXR_STUDIO_HOME", str(tmp_path / "custom"))
     assert library.models_dir() == tmp_path / "custom" / "models" and library.models_dir().is_dir()
     assert library.cache_dir() == tmp_path / "custom" / "cache"
     monkeypatch.delenv("CXR_STUDIO_HOME")
-    monkeypatch.setattr(logfile.sys, "platform", "linux")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert library.cxr_home() == tmp_path / "xdg" / "cxr-studio"
-    monkeypatch.delenv("XDG_DATA_HOME")
-    assert library.cxr_home() == Path.home() / ".local" / "share" / "cxr-studio"
-    monkeypatch.setattr(logfile.sys, "platform", "darwin")
-    assert library.cxr_home() == Path.home() / "Library" / "Application Support" / "CXR Studio"
-    monkeypatch.setattr(logfile.sys, "platform", "win32")
-    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "local"))
-    assert library.cxr_home() == tmp_path / "local" / "CXR Studio"
+    # without the override: the platform's per-user data folder (platformdirs, ml.paths)
+    expected = platformdirs.user_data_path(paths.app_folder_name(), appauthor=False, roaming=False)
+    assert library.cxr_home() == expected
 
 
 def test_install_list_resolve_and_remove(home, tmp_path):
