@@ -32,6 +32,7 @@ def test_parse_addresses_and_node_file(tmp_path):
     assert (node.ae_title, node.host, node.port, node.has_dicomweb) == ("PACS1", "10.0.0.5", 11112, False)
     web = parse_url("https://pacs.example.org/dicom-web/")
     assert web.dicomweb_url == "https://pacs.example.org/dicom-web" and not web.has_dimse
+    assert parse_url("https://me:secret@pacs.example.org/dicom-web").address == "https://pacs.example.org/dicom-web"
     for bad in ("dicom://host:104", "dicom://AET@host", "ftp://x", "dicom://WAY_TOO_LONG_AE_TITLE@h:1"):
         with pytest.raises(PacsError):
             parse_url(bad)

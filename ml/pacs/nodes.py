@@ -51,7 +51,9 @@ class Node:
         """Where the node is, for messages (no credentials)."""
         if self.has_dimse:
             return f"{self.ae_title}@{self.host}:{self.port}"
-        return self.dicomweb_url
+        parts = urlsplit(self.dicomweb_url)  # never credentials in a message
+        return parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl() \
+            if parts.hostname and "@" in parts.netloc else self.dicomweb_url
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "name"}
