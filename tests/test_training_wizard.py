@@ -184,6 +184,14 @@ def test_end_to_end_on_real_radiographs_then_used_by_the_analysis_panel(qtbot, w
     assert ev.table.item(2, 3).text() == f"{metrics['test']['macro']['f1']:.3f}"
     assert f"{n_test} images" in ev.headline.text()
     assert ev.gallery.count() == len(metrics["misclassified"])
+    # calibration fitted on validation: ECE before/after and the operating point stated, reliability drawn
+    calib = metrics["calibration"]
+    if calib["temperature"] is not None:
+        assert "fitted on the validation split" in ev.calibration.text() and "ECE" in ev.calibration.text()
+        assert set(ev.reliability.curves) == {"before", "after temperature"}
+        assert metrics["operating_point"]["text"][1:] in ev.calibration.text()  # "Operating point: Youden's J ..."
+    else:
+        assert calib["note"] in ev.calibration.text()
     assert set(ev.roc.curves) <= {"NORMAL", "PNEUMONIA"}
     assert ev.roc.curves, "no ROC curve drawn"
     for label, curve in ev.roc.curves.items():  # a valid ROC: from (0, 0) to (1, 1), never going back

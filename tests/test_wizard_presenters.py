@@ -477,3 +477,43 @@ def test_evaluation_says_not_estimable_instead_of_a_number_and_names_the_macro_r
     assert e.rows[0][auroc] == note and e.rows[0][ci] == note
     assert "0.000" not in " ".join(e.rows[0])
     assert "zero_division=0" in e.headline
+
+
+def test_evaluation_shows_the_reliability_diagram_ece_and_operating_point(tmp_path: Path) -> None:
+    """metrics.json's calibration (fitted on validation) and operating point reach the page as a diagram,
+    ECE before/after with the split named, and how the operating point was chosen."""
+    bins = {"mean_predicted": [0.15, 0.85], "fraction_positive": [0.3, 0.6], "count": [5, 5]}
+    better = {"mean_predicted": [0.25, 0.7], "fraction_positive": [0.3, 0.6], "count": [5, 5]}
+    metrics = metrics_file(tmp_path / "run", {"a": GOOD_ROC})
+    metrics["calibration"] = {
+        "split": "validation", "n": 12, "temperature": 2.5, "ece_before": 0.21, "ece_after": 0.04,
+        "reliability_before": bins, "reliability_after": better,
+        "test": {"split": "test", "n": 10, "ece_before": 0.2, "ece_after": 0.08,
+                 "reliability_before": bins, "reliability_after": better},
+    }  # fmt: skip
+    metrics["operating_point"] = {
+        "rule": "Youden's J", "split": "validation", "threshold": 0.42,
+        "text": "operating point: Youden's J on validation, threshold 0.420 on P(b)",
+        "test": {"threshold": 0.42, "sensitivity": 0.8, "specificity": 0.75},
+    }  # fmt: skip
+    e = evaluation(metrics)
+    assert e.reliability is not None and e.reliability.title == "Reliability (test split)"
+    assert e.reliability.curves == {"before": ([0.15, 0.85], [0.3, 0.6]), "after temperature": ([0.25, 0.7], [0.3, 0.6])}
+    assert "temperature 2.50 fitted on the validation split" in e.calibration_text
+    assert "on validation (n = 12) 0.210 before, 0.040 after" in e.calibration_text
+    assert "search bound" not in e.calibration_text
+    metrics["calibration"]["at_bound"] = True
+    assert "search bound: too few validation images" in evaluation(metrics).calibration_text
+    assert "on the test split 0.200 before, 0.080 with that temperature (n = 10)" in e.calibration_text
+    assert e.operating_text.startswith("Operating point: Youden's J on validation, threshold 0.420 on P(b)")
+    assert "sensitivity 0.80, specificity 0.75" in e.operating_text
+
+    # nothing fitted (one-class validation): no diagram, the reason instead of numbers
+    metrics["calibration"] = {"split": "validation", "temperature": None,
+                              "note": "not fitted: the validation split has one class only"}  # fmt: skip
+    metrics["operating_point"] = {"split": "validation", "text": "operating point: not fitted: one class"}
+    e = evaluation(metrics)
+    assert e.reliability is None
+    assert e.calibration_text == "Calibration: not fitted: the validation split has one class only."
+    assert e.operating_text == "Operating point: not fitted: one class."
+    assert evaluation(metrics_file(tmp_path / "old", {})).calibration_text == ""  # older runs: nothing shown

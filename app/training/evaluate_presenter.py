@@ -29,6 +29,15 @@ class HeatmapSpec:
 
 
 @dataclass(frozen=True)
+class ReliabilitySpec:
+    """Reliability diagram: mean predicted probability (x) against observed frequency (y) per bin."""
+
+    title: str
+    curves: dict[str, tuple[list[float], list[float]]]  # name -> (x, y), e.g. "before" / "after temperature"
+    counts: dict[str, list[int]]
+
+
+@dataclass(frozen=True)
 class EvaluationView:
     headline: str
     columns: list[str]
@@ -40,6 +49,9 @@ class EvaluationView:
     roc: dict[str, dict[str, list[float]]]  # label -> {"fpr": [...], "tpr": [...]}, valid curves only
     auroc: dict[str, float | None]
     misclassified: list[tuple[str, str, str]] = field(default_factory=list)  # (path, caption, tooltip)
+    reliability: ReliabilitySpec | None = None  # None: nothing to draw (no calibration in metrics.json)
+    calibration_text: str = ""  # temperature, ECE before/after and on which split
+    operating_text: str = ""  # the operating point and how it was chosen
 
 
 class AnalysisLink(Protocol):
@@ -111,6 +123,60 @@ def label_matrix(metrics: dict[str, Any], label: str) -> HeatmapSpec | None:
     return None
 
 
+def _ece(v: Any) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def reliability(metrics: dict[str, Any]) -> ReliabilitySpec | None:
+    """The test split's reliability curves before and after the validation temperature (the validation
+    split's when the test part has none)."""
+    c = metrics.get("calibration") or {}
+    part, split = (c["test"], "test") if isinstance(c.get("test"), dict) else (c, "validation")
+    curves, counts = {}, {}
+    for key, name in (("reliability_before", "before"), ("reliability_after", "after temperature")):
+        bins = part.get(key)
+        if isinstance(bins, dict) and bins.get("mean_predicted"):
+            curves[name] = (list(bins["mean_predicted"]), list(bins["fraction_positive"]))
+            counts[name] = list(bins.get("count") or [])
+    if not curves:
+        return None
+    return ReliabilitySpec(f"Reliability ({split} split)", curves, counts)
+
+
+def calibration_text(metrics: dict[str, Any]) -> str:
+    c = metrics.get("calibration") or {}
+    if not c:
+        return ""
+    if c.get("temperature") is None:
+        return f"Calibration: {c.get('note') or 'not fitted'}."
+    text = (f"Calibration: temperature {c['temperature']:.2f} fitted on the validation split; expected calibration "
+            f"error (ECE) on validation{_n(c)} {_ece(c.get('ece_before'))} before, {_ece(c.get('ece_after'))} after")  # fmt: skip
+    t = c.get("test")
+    if isinstance(t, dict):
+        text += (f"; on the test split {_ece(t.get('ece_before'))} before, {_ece(t.get('ece_after'))} with that "
+                 f"temperature (n = {t.get('n')})")  # fmt: skip
+    text += "."
+    if c.get("at_bound"):
+        text += " The temperature is at its search bound: too few validation images for a reliable fit."
+    return text
+
+
+def _n(part: dict[str, Any]) -> str:
+    return f" (n = {part['n']})" if part.get("n") is not None else ""
+
+
+def operating_text(metrics: dict[str, Any]) -> str:
+    op = metrics.get("operating_point") or {}
+    if not op.get("text"):
+        return ""
+    text = str(op["text"])
+    text = text[0].upper() + text[1:]
+    t = op.get("test")
+    if isinstance(t, dict) and t.get("sensitivity") is not None:
+        text += f"; on the test split: sensitivity {t['sensitivity']:.2f}, specificity {_num(t.get('specificity'), '{:.2f}')}"
+    return text + "."
+
+
 def evaluation(metrics: dict[str, Any]) -> EvaluationView:
     test = metrics.get("test") or {}
     labels = list(test.get("labels") or [])
@@ -144,6 +210,9 @@ def evaluation(metrics: dict[str, Any]) -> EvaluationView:
         roc=roc,
         auroc={x: per_class.get(x, {}).get("auroc") for x in labels},
         misclassified=misclassified_entries(metrics),
+        reliability=reliability(metrics),
+        calibration_text=calibration_text(metrics),
+        operating_text=operating_text(metrics),
     )
 
 

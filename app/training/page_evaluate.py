@@ -1,4 +1,5 @@
-"""Wizard page 5: test-split metrics, confusion matrix, ROC curves, misclassified images, and saving."""
+"""Wizard page 5: test-split metrics, confusion matrix, ROC curves, reliability diagram and calibration,
+the operating point, misclassified images, and saving."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from app.training.evaluate_presenter import (
     EvaluationView,
     HeatmapSpec,
 )
-from app.training.plots import HeatmapTable, RocPlot
+from app.training.plots import HeatmapTable, ReliabilityPlot, RocPlot
 from app.training.session import TrainingSession
 from app.workers import Job
 
@@ -78,6 +79,12 @@ class EvaluatePage(QWizardPage):
         self.confusion_label.setVisible(False)
         self.prf = HeatmapTable("#2e8540")
         self.roc = RocPlot()
+        self.reliability = ReliabilityPlot()
+        self.reliability.setObjectName("reliabilityPlot")
+        self.calibration = QLabel("")  # temperature, ECE before/after (which split), operating point
+        self.calibration.setObjectName("evalCalibration")
+        self.calibration.setWordWrap(True)
+        self.calibration.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.gallery = Gallery(96)
         self.gallery.setObjectName("misclassified")
         self.gallery_note = QLabel("Double-click an image to open it in the viewer.")
@@ -100,9 +107,9 @@ class EvaluatePage(QWizardPage):
         grid.addWidget(cm_box, 0, 0)
         grid.addWidget(prf_box, 0, 1)
         grid.addWidget(self.roc, 0, 2)
-        grid.setColumnStretch(0, 1)
-        grid.setColumnStretch(1, 1)
-        grid.setColumnStretch(2, 1)
+        grid.addWidget(self.reliability, 0, 3)
+        for column in range(4):
+            grid.setColumnStretch(column, 1)
         gal = QWidget()
         gl = QVBoxLayout(gal)
         gl.addWidget(self.gallery_note)
@@ -124,6 +131,7 @@ class EvaluatePage(QWizardPage):
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.headline)
+        layout.addWidget(self.calibration)
         layout.addWidget(self.table)
         layout.addWidget(self.tabs, 1)
         layout.addLayout(save_row)
@@ -175,6 +183,11 @@ class EvaluatePage(QWizardPage):
         elif e.confusion_labels:
             self.presenter.confusion_label_chosen(e.confusion_labels[0])
         self.roc.set_curves(e.roc, e.auroc)
+        self.calibration.setText("\n".join(t for t in (e.calibration_text, e.operating_text) if t))
+        self.calibration.setVisible(bool(e.calibration_text or e.operating_text))
+        self.reliability.setVisible(e.reliability is not None)
+        if e.reliability is not None:
+            self.reliability.set_curves(e.reliability.title, e.reliability.curves)
         self.gallery.set_items(e.misclassified)
         self.tabs.setTabText(1, f"Misclassified images ({len(e.misclassified)})")
 

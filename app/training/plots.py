@@ -2,6 +2,7 @@
 
 * :class:`CurvesWidget`: live training curves (train/validation loss; validation accuracy and AUROC);
 * :class:`RocPlot`: one ROC curve per class with the chance diagonal;
+* :class:`ReliabilityPlot`: the reliability diagram before/after temperature scaling;
 * :class:`HeatmapTable`: a table whose cells are coloured by value (confusion matrix, per-class
   precision/recall/F1), readable without a colour legend because every cell shows its number.
 """
@@ -136,6 +137,41 @@ class RocPlot(pg.PlotWidget):
             self.curves[label] = self.plot(
                 pts["fpr"], pts["tpr"], name=name, pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=2)
             )
+        self.getPlotItem().vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+
+
+class ReliabilityPlot(pg.PlotWidget):
+    """Reliability diagram: observed frequency against mean predicted probability per bin, with the
+    diagonal of perfect calibration; one curve before and one after temperature scaling."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background="w")
+        item = self.getPlotItem()
+        item.setTitle("Reliability", color="#222", size="10pt")
+        item.setLabel("left", "observed frequency", color="#333")
+        item.setLabel("bottom", "mean predicted probability", color="#333")
+        item.showGrid(x=True, y=True, alpha=0.2)
+        item.setMouseEnabled(x=False, y=False)
+        item.hideButtons()
+        for axis in ("left", "bottom"):
+            item.getAxis(axis).setPen(pg.mkPen("#666"))
+            item.getAxis(axis).setTextPen(pg.mkPen("#333"))
+        self.legend = item.addLegend(
+            offset=(10, 10), labelTextColor="#222", brush=pg.mkBrush(255, 255, 255, 210)
+        )
+        self.setMinimumSize(260, 240)
+        self.curves: dict[str, pg.PlotDataItem] = {}
+
+    def set_curves(self, title: str, curves: dict[str, tuple[list[float], list[float]]]) -> None:
+        self.clear()
+        self.legend.clear()
+        self.getPlotItem().setTitle(title, color="#222", size="10pt")
+        self.plot([0, 1], [0, 1], pen=pg.mkPen("#999", width=1, style=Qt.PenStyle.DashLine))
+        self.curves = {}
+        for i, (name, (x, y)) in enumerate(curves.items()):
+            colour = PALETTE[(i + 1) % len(PALETTE)]
+            self.curves[name] = self.plot(x, y, name=name, pen=pg.mkPen(colour, width=2), symbol="o",
+                                          symbolSize=6, symbolBrush=colour, symbolPen=colour)  # fmt: skip
         self.getPlotItem().vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
 
 

@@ -75,10 +75,11 @@ def fit_posthoc(
         return not_fitted("the validation split has one class only", task, labels)
     fitted = cal.calibrate_validation(p, t, task)
     temperature = float(fitted["temperature"])
-    calibration = {"split": "validation", **fitted,
+    calibration = {"split": "validation", "n": len(p), "at_bound": False, **fitted,
                    "note": "temperature, ECE and reliability bins on the validation split (n = "
                            f"{len(p)} images); metrics.json's test part uses this temperature"}  # fmt: skip
     if not 0.051 < temperature < 19.9:
+        calibration["at_bound"] = True
         calibration["note"] += "; the temperature is at the search bound (1/20 or 20): too few or too " \
                                "separable validation images for a reliable fit"  # fmt: skip
     post = PostHoc(temperature=temperature, calibration=calibration)
