@@ -41,6 +41,9 @@ def _register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="train,val,test ratios, e.g. 70,15,15")
     p.add_argument("--patient-id", help="auto | dicom | none | regex:PATTERN | column:NAME")
     p.add_argument("--head-only", action="store_true", default=None, help="train only the classifier head")
+    p.add_argument("--target-sensitivity", type=float, metavar="S",
+                   help="operating point chosen on validation: the highest threshold reaching sensitivity S "
+                        "(default: Youden for two classes, F1-optimal per label for multi-label)")  # fmt: skip
     p.add_argument("--tune", type=int, metavar="N", help="Optuna auto-tune: N trials before the final run")
     p.add_argument("--install", action="store_true", default=None, help="install the model into the library")
     p.add_argument("--out", help="run folder (default: a new folder under the user data folder's runs/)")
@@ -81,7 +84,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     for opt, attr in (("arch", "arch"), ("weights", "weights"), ("epochs", "epochs"), ("image_size", "image_size"),
                       ("batch_size", "batch_size"), ("lr", "lr"), ("seed", "seed"), ("workers", "workers"),
                       ("device", "device"), ("head_only", "head_only"), ("install", "install"),
-                      ("tune", "tune_trials")):  # fmt: skip
+                      ("tune", "tune_trials"), ("target_sensitivity", "target_sensitivity")):  # fmt: skip
         value = getattr(args, opt)
         if value is not None:
             setattr(config, attr, value)

@@ -75,3 +75,25 @@ def test_nothing_is_fitted_without_both_classes(probs, targets, reason: str) -> 
     assert reason in post.calibration["note"] and reason in post.operating_point["text"]
     assert torch.equal(post.apply(probs, "multiclass"), probs)  # nothing applied
     assert not_fitted("x", "multiclass", ["a", "b", "c"]).operating_point == {}  # 3 classes: no point
+
+
+def test_cli_target_sensitivity_reaches_the_config_and_the_table() -> None:
+    import argparse
+
+    from ml.cli_train import _register, config_from_args
+    from ml.training.metrics import format_table
+
+    parser = argparse.ArgumentParser()
+    _register(parser.add_subparsers())
+    args = parser.parse_args(["train", "--data", "x", "--target-sensitivity", "0.9"])
+    assert config_from_args(args).target_sensitivity == 0.9
+
+    vp, vt = overconfident(400, 4)
+    post = fit_posthoc(vp, vt, ["normal", "pneumonia"], "multiclass", target_sensitivity=0.9)
+    add_test_figures(post, vp, post.apply(vp, "multiclass"), vt, ["normal", "pneumonia"], "multiclass")
+    table = {"n_images": 400, "n_patients": 400, "labels": ["normal", "pneumonia"], "per_class": {},
+             "calibration": post.calibration, "operating_point": post.operating_point}  # fmt: skip
+    text = format_table(table)
+    assert f"temperature {post.temperature:.3f} fitted on validation" in text
+    assert "ECE on test:" in text and "with the validation temperature" in text
+    assert "operating point: target sensitivity 0.9 on validation, threshold" in text and "on test: sensitivity" in text
