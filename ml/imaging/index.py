@@ -348,6 +348,10 @@ def _read_listed(item: ListedFile, archives: ArchiveCache, index: StudyIndex) ->
         errors.append((item.source, f"{name} cannot be extracted from its archive ({exc})."))
     except RecursionError:
         errors.append((item.source, f"{name} is damaged: its sequences are nested too deeply."))
+    except NotImplementedError as exc:  # zipfile: a member's (damaged) compression method is unknown
+        what = ("cannot be extracted from its archive (unsupported compression method)" if "compression" in str(exc)
+                else "uses a feature this reader does not support")
+        errors.append((item.source, f"{name} {what}."))
     except Exception as exc:  # noqa: BLE001 - one odd file must not stop the indexing
         log.error("unexpected error while indexing a file (%s)", type(exc).__name__)
         errors.append((item.source, f"{name}: something went wrong while reading it ({type(exc).__name__})."))
