@@ -288,6 +288,9 @@ def ship(run: Path, dest: Path) -> Path:
     manifest.name = MODEL_NAME
     manifest.version = "1.0"
     manifest.calibration = "temperature"
+    # the temperature and operating point are folded into fc above: drop the ones cxr train stored
+    # (ml.training.posthoc), else the predictor would scale the folded logits a second time
+    manifest.temperature, manifest.thresholds = None, None
     manifest.description = (
         "CXR Studio default model: paediatric pneumonia vs normal on frontal chest radiographs "
         f"(ages 1-5). Research use only, not for diagnostic use. Internal test ({len(t['y'])} images): "
