@@ -254,7 +254,7 @@ def _onnx(
         fast.max_difference = verify(fast, cpu_model, head, channels, size)
     finally:
         model.to(original)
-    if fresh and dest is not None:
+    if fresh and dest is not None and data is not None:
         fast.cache = _write_cache(dest, data)
     elif dest is not None:
         fast.cache = dest
