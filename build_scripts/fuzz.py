@@ -73,8 +73,9 @@ def strategy(n_seeds: int, deep: bool = True) -> Any:
     return st.tuples(st.integers(0, n_seeds - 1), st.lists(op, min_size=1, max_size=4))
 
 
-def generate(n: int, seed: int, n_seeds: int, deep: bool = True) -> list[Any]:
-    """``n`` specs drawn by Hypothesis from ``seed`` (generation only: no shrinking here)."""
+def generate(n: int, seed: int, n_seeds: int, deep: bool = True, each: Any = None) -> list[Any]:
+    """``n`` specs drawn by Hypothesis from ``seed`` (generation only: no shrinking here); with
+    ``each``, every spec is handed to it as it is drawn (and none are kept)."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hseed
 
@@ -85,7 +86,10 @@ def generate(n: int, seed: int, n_seeds: int, deep: bool = True) -> list[Any]:
               suppress_health_check=list(HealthCheck))
     @given(strategy(n_seeds, deep))
     def collect(spec: Any) -> None:
-        specs.append(spec)
+        if each is None:
+            specs.append(spec)
+        else:
+            each(spec)
 
     collect()
     return specs[:n]
@@ -352,6 +356,10 @@ class Runner:
         self.process = None
 
 
+class _OutOfTime(Exception):
+    pass
+
+
 def fuzz(target: str, n: int, seed: int, dicom_dir: Path | None = None, timeout_s: float = TIMEOUT_S,
          max_seconds: float = float("inf")) -> Figures:
     dicom_dir = dicom_dir or shared_dicom_dir()
@@ -359,9 +367,9 @@ def fuzz(target: str, n: int, seed: int, dicom_dir: Path | None = None, timeout_
     figures = Figures(target)
     started = time.monotonic()
     try:
-        for spec in generate(n, seed, runner.seeds(), deep=target != "dicomdir"):
+        def one(spec: Any) -> None:
             if time.monotonic() - started > max_seconds:
-                break
+                raise _OutOfTime
             kind, detail, rss = runner.run(spec)
             figures.inputs += 1
             figures.peak_rss = max(figures.peak_rss, rss)
@@ -373,6 +381,11 @@ def fuzz(target: str, n: int, seed: int, dicom_dir: Path | None = None, timeout_
                 figures.crashes += kind == "crash"
                 figures.hangs += kind == "hang"
                 figures.failures.append((spec, kind, detail))
+
+        try:
+            generate(n, seed, runner.seeds(), deep=target != "dicomdir", each=one)
+        except _OutOfTime:
+            pass
     finally:
         runner.close()
     figures.seconds = time.monotonic() - started
