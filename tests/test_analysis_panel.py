@@ -49,9 +49,10 @@ def _no_shipped_default_model(monkeypatch) -> None:
     monkeypatch.setattr(library, "bundled_default_model", lambda: None)
 
 
-def install_tiny_model(name: str = "tiny-cxr", seed: int = 2) -> Path:
-    """A random cxr_resnet_small. Seed 2 gives a Grad-CAM with positive evidence on the RSNA image;
-    seed 0's map is all zero (see test_heatmap_without_positive_evidence_says_so)."""
+def install_tiny_model(name: str = "tiny-cxr", seed: int = 2, no_evidence: bool = False) -> Path:
+    """A random cxr_resnet_small. Seed 2 gives a Grad-CAM with positive evidence on the RSNA image.
+    ``no_evidence``: every class weight of the head is negative, so no class has positive evidence
+    anywhere (its features are post-ReLU, >= 0): the Grad-CAM is all zero by construction."""
     import torch
 
     from ml.models import bundle, library
@@ -72,8 +73,11 @@ def install_tiny_model(name: str = "tiny-cxr", seed: int = 2) -> Path:
         ),
         description="A test model with random weights.",
     )
-    return bundle.save_model(library.models_dir() / library.file_name_for(name), build_model(
-        "cxr_resnet_small", 2, 1), manifest)  # fmt: skip
+    model = build_model("cxr_resnet_small", 2, 1)
+    if no_evidence:
+        with torch.no_grad():
+            model.fc.weight.copy_(-model.fc.weight.abs() - 1e-3)
+    return bundle.save_model(library.models_dir() / library.file_name_for(name), model, manifest)
 
 
 def make_panel(qtbot, tmp_path: Path) -> tuple[MainWindow, AnalysisPanel]:
@@ -528,7 +532,7 @@ def test_import_pth_through_the_form_and_download_offline_message(qtbot, tmp_pat
 
 def test_heatmap_without_positive_evidence_says_so(qtbot, tmp_path: Path, rsna: Path) -> None:
     """A map with no positive evidence is not drawn as if it were one: the panel says so."""
-    install_tiny_model(seed=0)
+    install_tiny_model(seed=7, no_evidence=True)  # any seed: zero by construction
     window, panel = make_panel(qtbot, tmp_path)
     qtbot.waitUntil(lambda: panel.loaded is not None, timeout=WAIT_MS)
     window.open_paths([str(rsna)])
