@@ -16,12 +16,6 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 from app.workers import Job, make_pool
 
 
-class _BatchRelay(QObject):
-    """Lives on the GUI thread; the worker emits through it (a queued connection)."""
-
-    batch = Signal(object)
-
-
 @dataclass
 class IndexRequest:
     paths: list[str]
@@ -71,8 +65,6 @@ class IndexController(QObject):
             return
         was_idle = self._current is None
         request = self._current = self._queue.popleft()
-        relay = _BatchRelay(self)
-        relay.batch.connect(lambda entries, rid=request.request_id: self.batch.emit(rid, entries))
         batch_size = self.batch_size
 
         def work(progress, cancel):
@@ -80,17 +72,18 @@ class IndexController(QObject):
 
             return build_index(
                 request.paths, progress=progress, cancel=cancel,
-                on_batch=lambda entries: relay.batch.emit(list(entries)), batch_size=batch_size,
+                on_batch=lambda entries: progress.partial(list(entries)), batch_size=batch_size,
             )
 
         job = Job(work, "indexing the opened files", self.pool)
         request.job = job
         rid = request.request_id
         job.signals.progress.connect(self.progress)
+        job.signals.partial.connect(lambda entries: self.batch.emit(rid, entries))  # the job's typed channel
         job.signals.finished.connect(lambda index: self.finished.emit(rid, index))
         job.signals.error.connect(lambda message: self.failed.emit(rid, message))
         job.signals.cancelled.connect(lambda: self.cancelled.emit(rid))
-        job.signals.done.connect(lambda: (relay.deleteLater(), self._finish(request)))
+        job.signals.done.connect(lambda: self._finish(request))
         if was_idle:
             self.busyChanged.emit(True)
         job.start()
