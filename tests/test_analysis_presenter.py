@@ -620,7 +620,7 @@ def test_library_lists_models_and_says_the_catalogue_is_being_read() -> None:
 
 def test_library_imports_our_file_directly_and_asks_about_a_foreign_one() -> None:
     p, view, runner = library()
-    p.import_path("/tmp/ours.safetensors")
+    p.import_path("/data/ours.safetensors")
     runner.last("reading ours").finish((True, ["cxr_resnet_small"]))
     imported = runner.last("importing ours")
     assert view.busy and view.enabled[0] is False
@@ -630,12 +630,12 @@ def test_library_imports_our_file_directly_and_asks_about_a_foreign_one() -> Non
     assert view.message == "'ours' is installed." and view.changes == 1 and view.tab == INSTALLED
     assert not view.busy and runner.last("listing")
     # a .pth: the form asks what it is; without labels it is refused
-    p.import_path("/tmp/foreign.pth")
+    p.import_path("/data/foreign.pth")
     runner.last("reading foreign").finish((False, ["cxr_resnet_small"]))
-    assert view.form == ("/tmp/foreign.pth", ["cxr_resnet_small"])
-    p.form_accepted("/tmp/foreign.pth", {"architecture": "cxr_resnet_small", "labels": []})
+    assert view.form == ("/data/foreign.pth", ["cxr_resnet_small"])
+    p.form_accepted("/data/foreign.pth", {"architecture": "cxr_resnet_small", "labels": []})
     assert "Name the labels" in view.errors[-1]
-    p.form_accepted("/tmp/foreign.pth", {"architecture": "cxr_resnet_small", "labels": ["A", "B"]})
+    p.form_accepted("/data/foreign.pth", {"architecture": "cxr_resnet_small", "labels": ["A", "B"]})
     runner.last("importing foreign").fail("foreign.pth: refused: unpickling it could run code")
     assert p.state.last_error.startswith("foreign.pth: refused") and view.changes == 1
 
