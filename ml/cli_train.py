@@ -39,7 +39,10 @@ def _register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int, help="data-loading worker processes")
     p.add_argument("--split", help="train,val,test ratios, e.g. 70,15,15")
-    p.add_argument("--patient-id", help="auto | dicom | none | regex:PATTERN | column:NAME")
+    p.add_argument(
+        "--patient-id",
+        help="auto | dicom | none | regex:PATTERN (file name) | path-regex:PATTERN | column:NAME",
+    )
     p.add_argument("--head-only", action="store_true", default=None, help="train only the classifier head")
     p.add_argument("--target-sensitivity", type=float, metavar="S",
                    help="operating point chosen on validation: the highest threshold reaching sensitivity S "

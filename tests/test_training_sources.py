@@ -301,3 +301,58 @@ def test_siim_preset(tmp_path: Path, task: str, labels: list[str]) -> None:
     assert data.labels == labels
     counts = data.report.per_class
     assert sum(counts.values()) == 4 and counts["negative"] == 1
+
+
+# --------------------------------------------------------------------------- patient-ID patterns (issue 10 item 7)
+
+KERMANY_VAL = Path("/work/shared/data/cxr/kermany-val")
+
+
+def _kermany_like(tmp_path: Path, normal: int = 2, pneumonia: int = 4) -> Path:
+    """NORMAL/NORMAL2-IM-...jpeg and PNEUMONIA/personN_bacteria_M.jpeg, copied from the shared set."""
+    if not KERMANY_VAL.is_dir():
+        pytest.skip("shared kermany-val data not available")
+    root = tmp_path / "kermany"
+    for label, n in (("NORMAL", normal), ("PNEUMONIA", pneumonia)):
+        (root / label).mkdir(parents=True)
+        for f in sorted((KERMANY_VAL / label).iterdir())[:n]:
+            shutil.copy(f, root / label / f.name)
+    return root
+
+
+def test_file_name_pattern_is_matched_against_the_file_name_not_the_path(tmp_path: Path) -> None:
+    from ml.training.splits import resolve_patient_ids
+
+    root = _kermany_like(tmp_path, normal=1, pneumonia=4)
+    normal = next((root / "NORMAL").iterdir())
+    normal.rename(root / "NORMAL" / "person7_normal_1.jpeg")  # both classes named personN_... here
+    data = load_folder(root, SourceFilters(frontal_only=False), labels=["NORMAL", "PNEUMONIA"])
+    ids, level, source = resolve_patient_ids(data.samples, r"regex:^(person\d+)_")
+    names = {Path(s.path).name: pid for s, pid in zip(data.samples, ids, strict=True)}
+    assert level == "patient" and "file name" in source
+    assert names["person7_normal_1.jpeg"] == "person7"
+    assert names["person1946_bacteria_4874.jpeg"] == names["person1946_bacteria_4875.jpeg"] == "person1946"
+    assert names["person1947_bacteria_4876.jpeg"] == "person1947"
+    # a relative-path pattern sees the class folder
+    ids, _, _ = resolve_patient_ids(data.samples, r"path-regex:^[A-Z]+/(person\d+)_")
+    assert ids.count("person1946") == 2 and "person7" in ids
+
+
+def test_pattern_misses_say_what_was_matched_and_show_each_kind(tmp_path: Path) -> None:
+    from ml.training.splits import resolve_patient_ids
+
+    root = _kermany_like(tmp_path, normal=2, pneumonia=3)
+    data = load_folder(root, SourceFilters(frontal_only=False), labels=["NORMAL", "PNEUMONIA"])
+    with pytest.raises(DataSourceError) as err:
+        resolve_patient_ids(data.samples, r"regex:^(person\d+)_")
+    msg = str(err.value)
+    assert "matched against each file name" in msg and "matches 3 of 5" in msg
+    assert "2 whose file name it does not match, e.g. NORMAL2-IM-" in msg
+    assert "person" not in msg.split("misses", 1)[1]  # the files that matched are not named as misses
+    # a file-name pattern written for the path: the other kind of miss, with the fix
+    with pytest.raises(DataSourceError) as err:
+        resolve_patient_ids(data.samples, r"regex:^PNEUMONIA/(person\d+)_")
+    msg = str(err.value)
+    assert "3 whose file name it does not match although the relative path would" in msg
+    assert "use path-regex:" in msg and "e.g. person1946_bacteria_4874.jpeg" in msg
+    assert "2 whose file name it does not match, e.g. NORMAL2-IM-" in msg

@@ -75,7 +75,7 @@ def test_patient_id_sources() -> None:
     ]
     assert resolve_patient_ids(samples, "dicom")[0] == ["D1", "D2"]
     assert resolve_patient_ids(samples, "column:pid")[0] == ["C1", "C2"]
-    assert resolve_patient_ids(samples, r"regex:patient(\d+)")[0] == ["00012", "00013"]
+    assert resolve_patient_ids(samples, r"path-regex:patient(\d+)")[0] == ["00012", "00013"]
     for s in samples:
         s.patient_id = ""
     assert resolve_patient_ids(samples, "auto")[0] == ["patient00012", "patient00013"]

@@ -19,12 +19,13 @@ PATIENT_TEXT = {
     "auto": "Automatic (DICOM PatientID, CSV column or known file names)",
     "dicom": "DICOM PatientID",
     "regex": "File-name pattern (regular expression)",
+    "path-regex": "Relative-path pattern (regular expression, e.g. folder/file)",
     "column": "CSV column",
     "none": "None: each image is its own patient",
 }
 PATIENT_SOURCES = choices(PATIENT_ID_MODES, PATIENT_TEXT)
 SPLIT_NAMES = {"train": "Training", "val": "Validation", "test": "Test"}
-NEEDS_ARGUMENT = ("regex", "column")
+NEEDS_ARGUMENT = ("regex", "path-regex", "column")
 
 
 @dataclass
@@ -118,7 +119,7 @@ class SplitPresenter:
     # ------------------------------------------------------------------ intent
     def patient_mode_changed(self) -> None:
         mode = self.view.read_settings().patient_mode
-        placeholder = r"e.g. (\d+)_\d+\.png" if mode == "regex" else "column name" if mode == "column" else ""
+        placeholder = r"e.g. (\d+)_\d+\.png" if mode in ("regex", "path-regex") else "column name" if mode == "column" else ""
         self.view.show_patient_argument(mode in NEEDS_ARGUMENT, placeholder)
         self.settings_changed()
 

@@ -66,8 +66,8 @@ MONITORS: tuple[str, ...] = get_args(Monitor)
 IMBALANCE_MODES: tuple[str, ...] = get_args(Imbalance)
 #: named starting weights; ``weights`` may also be a model file or an installed model's name
 WEIGHTS_CHOICES: tuple[str, ...] = ("none", "imagenet", "xrv")
-#: patient ID sources; "regex" and "column" take an argument: "regex:PATTERN", "column:NAME"
-PATIENT_ID_MODES: tuple[str, ...] = ("auto", "dicom", "none", "regex", "column")
+#: patient ID sources; "regex" (file name), "path-regex" (relative path) and "column" take an argument
+PATIENT_ID_MODES: tuple[str, ...] = ("auto", "dicom", "none", "regex", "path-regex", "column")
 
 
 def architecture_choices() -> list[str]:
@@ -183,7 +183,7 @@ class DataConfig(_Section):
 
 class SplitConfig(_Section):
     ratios: list[float] = Field(default_factory=lambda: [0.70, 0.15, 0.15])
-    #: auto | dicom | none | regex:PATTERN | column:NAME
+    #: auto | dicom | none | regex:PATTERN (file name) | path-regex:PATTERN (relative path) | column:NAME
     patient_id: str = "auto"
     #: use a split the dataset defines (paediatric pneumonia folders, NIH lists) when present
     use_predefined: bool = True
@@ -202,7 +202,7 @@ class SplitConfig(_Section):
     def _patient_source(cls, value: str) -> str:
         mode = value.strip().split(":", 1)[0] or "auto"
         if mode not in PATIENT_ID_MODES:
-            raise ValueError(f"must be auto, dicom, none, regex:PATTERN or column:NAME, not '{value}'")
+            raise ValueError(f"must be auto, dicom, none, regex:PATTERN, path-regex:PATTERN or column:NAME, not '{value}'")
         return value
 
 

@@ -6,7 +6,8 @@ patient is in two splits. Patient IDs come from (``SplitConfig.patient_id``):
 * ``auto``: the DICOM PatientID / CSV patient column when every image has one, else a known
   file-name pattern (NIH ``<patient>_<n>.png``, CheXpert ``patientNNNNN/``, paediatric pneumonia
   ``personN_...`` / ``IM-NNNN-...``), else each image is its own patient (image-level split);
-* ``dicom`` / ``column:NAME`` / ``regex:PATTERN`` (first group, or the whole match) / ``none``.
+* ``dicom`` / ``column:NAME`` / ``regex:PATTERN`` (matched against the file name; first group, or the
+  whole match) / ``path-regex:PATTERN`` (against the path relative to the images' common folder) / ``none``.
 """
 
 from __future__ import annotations
@@ -100,23 +101,11 @@ def resolve_patient_ids(samples: list[Sample], mode: str = "auto") -> tuple[list
                 f"{missing} image(s) have no patient ID ({what}); choose another patient ID source or 'none'."
             )
         return ids, "patient", what
-    if mode.startswith("regex:"):
-        try:
-            pattern = re.compile(mode.split(":", 1)[1])
-        except re.error as exc:
-            raise DataSourceError(
-                f"The patient ID pattern is not a valid regular expression ({exc})."
-            ) from None
-        ids = [_match(pattern, s.path) for s in samples]
-        bad = [s.path for s, x in zip(samples, ids, strict=True) if not x]
-        if bad:
-            raise DataSourceError(
-                f"The patient ID pattern does not match {len(bad)} file(s), e.g. {Path(bad[0]).name}."
-            )
-        return ids, "patient", f"file-name pattern {pattern.pattern}"
+    if mode.startswith(("regex:", "path-regex:")):
+        return _pattern_ids(samples, mode)
     if mode != "auto":
         raise DataSourceError(
-            f"Unknown patient ID source '{mode}'; use auto, dicom, none, regex:PATTERN or column:NAME."
+            f"Unknown patient ID source '{mode}'; use auto, dicom, none, regex:PATTERN, path-regex:PATTERN or column:NAME."
         )
     if samples and all(s.patient_id for s in samples):
         return [s.patient_id for s in samples], "patient", "DICOM PatientID / patient column"
@@ -131,6 +120,51 @@ def resolve_patient_ids(samples: list[Sample], mode: str = "auto") -> tuple[list
         else:
             return per_image
     return ids, "patient", f"file names ({', '.join(sorted(used))})"
+
+
+def _pattern_ids(samples: list[Sample], mode: str) -> tuple[list[str], str, str]:
+    """``regex:`` matches each FILE NAME, ``path-regex:`` each path relative to the images' common folder."""
+    kind, text = mode.split(":", 1)
+    try:
+        pattern = re.compile(text)
+    except re.error as exc:
+        raise DataSourceError(f"The patient ID pattern is not a valid regular expression ({exc}).") from None
+    rel = _relative_paths([s.path for s in samples])
+    names = [r.rsplit("/", 1)[-1] for r in rel]
+    on_name = kind == "regex"
+    subjects, others = (names, rel) if on_name else (rel, names)
+    ids = [_match(pattern, x) for x in subjects]
+    target = "file name" if on_name else "path relative to the data folder"
+    other, other_mode = ("relative path", "path-regex:") if on_name else ("file name", "regex:")
+    misses = [i for i, x in enumerate(ids) if not x]
+    if misses:
+        would = [i for i in misses if _match(pattern, others[i])]
+        neither = [i for i in misses if i not in set(would)]
+        parts = []
+        if neither:
+            parts.append(f"{len(neither)} whose {target} it does not match, e.g. {subjects[neither[0]]}")
+        if would:
+            parts.append(
+                f"{len(would)} whose {target} it does not match although the {other} would "
+                f"(use {other_mode}{text}), e.g. {subjects[would[0]]}"
+            )
+        raise DataSourceError(
+            f"The patient ID pattern {text} (matched against each {target}) matches "
+            f"{len(samples) - len(misses)} of {len(samples)} file(s); it misses " + "; ".join(parts) + "."
+        )
+    return ids, "patient", f"{target} pattern {pattern.pattern}"
+
+
+def _relative_paths(paths: list[str]) -> list[str]:
+    """Paths relative to the folder all of them share (``/`` separated)."""
+    if not paths:
+        return []
+    dirs = [os.path.dirname(os.path.abspath(p)) for p in paths]
+    try:
+        base = os.path.commonpath(dirs)
+    except ValueError:  # different drives
+        base = ""
+    return [(os.path.relpath(os.path.abspath(p), base) if base else p).replace(os.sep, "/") for p in paths]
 
 
 def _match(pattern: re.Pattern[str], path: str) -> str:
