@@ -11,6 +11,7 @@ from PySide6 import QtGui, QtWidgets
 
 from app.viewer.measurements import MeasurementLayer
 from ml.errors import ImagingError
+from ml.fileio import follow_umask
 from ml.imaging.image import XRayImage
 
 
@@ -49,6 +50,7 @@ class ExportMixin:
             os.close(fd)
             if not image.save(tmp, "PNG"):
                 raise ImagingError(f"Could not write the PNG file {target}.")
+            follow_umask(tmp)
             os.replace(tmp, target)
         except OSError as err:
             raise ImagingError(f"Could not write the PNG file {target}: {err.strerror or err}.") from err

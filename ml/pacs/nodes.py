@@ -128,7 +128,7 @@ def save_nodes(nodes: dict[str, Node], path: Path | None = None) -> Path:
 
     path = path or nodes_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, private=True) as tmp:  # a DICOMweb URL may carry user:password
         Path(tmp).write_text(json.dumps({n: node.to_json() for n, node in nodes.items()}, indent=2),
                              encoding="utf-8")
     return path

@@ -17,6 +17,7 @@ from typing import Any
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom import sop_class as _sop_class
 
+from ml.fileio import follow_umask
 from ml.pacs.nodes import DEFAULT_AET, PacsError, retrieve_cache
 
 log = logging.getLogger("cxr.pacs")
@@ -44,6 +45,7 @@ class StoreReceiver:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(event.encoded_dataset())
             dest = folder / f"{sop}.dcm"
+            follow_umask(tmp)
             os.replace(tmp, dest)
         except OSError:
             log.exception("C-STORE receiver: cannot write an instance")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ml.errors import CxrError
+from ml.fileio import follow_umask
 
 
 class CheckpointError(CxrError):
@@ -72,6 +73,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path
             torch.save(state, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        follow_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
