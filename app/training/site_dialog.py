@@ -75,7 +75,9 @@ class SiteDialog(QDialog):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        for column in (1, 2):
+            self.table.horizontalHeader().setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(True)
         self.report = QLabel(objectName="siteReport", alignment=Qt.AlignmentFlag.AlignCenter)
         self.report_scroll = QScrollArea(widgetResizable=True)
         self.report_scroll.setWidget(self.report)
@@ -162,6 +164,7 @@ class SiteDialog(QDialog):
         for r, row in enumerate(outcome.rows):
             for c, text in enumerate(row):
                 self.table.setItem(r, c, QTableWidgetItem(text))
+        self.table.resizeRowsToContents()
         pixmap = QPixmap(outcome.report_path)
         if not pixmap.isNull():
             self.report.setPixmap(
