@@ -50,7 +50,7 @@ def _rebuild_tensor(storage: Any, offset: int, size: Any, stride: Any, *_rest: A
     root, base = (storage.root, storage.offset) if isinstance(storage, _StorageView) else (storage, 0)
     if not isinstance(root, _StorageRef):
         raise pickle.UnpicklingError("tensor without storage")
-    return _TensorRef(root, int(base), int(offset), tuple(size), tuple(stride))
+    return _TensorRef(root, _count(base), _count(offset), tuple(size), tuple(stride))
 
 
 def _rebuild_parameter(data: Any, *_rest: Any) -> Any:
@@ -96,9 +96,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
         "torch.Size": tuple,
     }
 
-    def __init__(self, fh: Any, path: Path, storages: dict[str, _StorageRef]) -> None:
+    def __init__(self, fh: Any, path: Path, storages: dict[str, _StorageRef], file_size: int) -> None:
         super().__init__(fh, encoding="utf-8")
         self.path, self.storages = path, storages
+        self.file_size, self.declared = file_size, 0
         self.stubs: dict[str, type[ModuleStub]] = {}
 
     def find_class(self, module: str, name: str) -> Any:
@@ -121,73 +122,164 @@ class _RestrictedUnpickler(pickle.Unpickler):
             if not (isinstance(cls, type) and issubclass(cls, ModuleStub)):
                 raise pickle.UnpicklingError("module record without a module class")
             return cls
-        if kind == "storage":
+        if kind == "storage" and len(pid) >= 6:
             storage_type, root_key, _location, numel, view = pid[1:6]
             if not isinstance(storage_type, _StorageType):
                 raise pickle.UnpicklingError("unknown storage type")
-            root = self.storages.setdefault(str(root_key), _StorageRef(storage_type.dtype, int(numel)))
-            return _StorageView(root, int(view[1])) if view is not None else root
+            root = self.storages.get(str(root_key))
+            if root is None:
+                root = _StorageRef(storage_type.dtype, _count(numel))
+                self.declared += root.numel * _element_size(root.dtype)
+                if self.declared > self.file_size:
+                    raise _TooLarge(self.declared)
+                self.storages[str(root_key)] = root
+            if view is None:
+                return root
+            if not isinstance(view, tuple) or len(view) < 2:
+                raise pickle.UnpicklingError("bad storage view")
+            return _StorageView(root, _count(view[1]))
         raise pickle.UnpicklingError(f"unknown persistent id {kind!r}")
+
+
+class _TooLarge(Exception):
+    def __init__(self, declared: int) -> None:
+        super().__init__(declared)
+        self.declared = declared
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62:
+        raise pickle.UnpicklingError("a size in the file is not a valid count")
+    return value
+
+
+def _element_size(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def _damaged(path: Path, detail: str = "") -> ModelFileError:
+    suffix = f" ({detail})" if detail else ""
+    return ModelFileError(f"{path.name} is not a PyTorch weights file, or it is damaged{suffix}.")
+
+
+def _too_large(path: Path, declared: int, size: int) -> ModelFileError:
+    return ModelFileError(
+        f"{path.name} is damaged: it declares {declared:,} bytes of weights but the file holds only "
+        f"{size:,} bytes."
+    )
+
+
+def _read_pickles(fh: Any, path: Path, storages: dict[str, _StorageRef]) -> tuple[Any, Any]:
+    file_size = path.stat().st_size
+    unpickler_state = {"declared": 0}
+
+    def load() -> Any:
+        unpickler = _RestrictedUnpickler(fh, path, storages, file_size)
+        unpickler.declared = unpickler_state["declared"]
+        try:
+            return unpickler.load()
+        finally:
+            unpickler_state["declared"] = unpickler.declared
+
+    if load() != _LEGACY_MAGIC or load() != _LEGACY_PROTOCOL:
+        raise _damaged(path)
+    info = load()
+    if isinstance(info, dict) and info.get("little_endian") is False:
+        raise ModelFileError(f"{path.name} was saved on a big-endian machine; it cannot be read.")
+    return load(), load()
+
+
+def check_declared_sizes(path: Path) -> None:
+    """Refuse a pre-1.6 file whose storages claim more bytes than the file holds, before torch allocates."""
+    try:
+        with path.open("rb") as fh:
+            _read_pickles(fh, path, {})
+    except _TooLarge as exc:
+        raise _too_large(path, exc.declared, path.stat().st_size) from None
+    except (CxrError, Exception):  # anything else: torch's own reader decides and reports it
+        return
 
 
 def legacy_restricted_load(path: Path) -> Any:
     storages: dict[str, _StorageRef] = {}
     try:
         with path.open("rb") as fh:
-
-            def load() -> Any:
-                return _RestrictedUnpickler(fh, path, storages).load()
-
-            if load() != _LEGACY_MAGIC or load() != _LEGACY_PROTOCOL:
-                raise ModelFileError(f"{path.name} is not a PyTorch weights file, or it is damaged.")
-            info = load()
-            if isinstance(info, dict) and info.get("little_endian") is False:
-                raise ModelFileError(f"{path.name} was saved on a big-endian machine; it cannot be read.")
-            result = load()
-            for key in load():
+            result, keys = _read_pickles(fh, path, storages)
+            remaining = path.stat().st_size - fh.tell()
+            for key in keys:
                 ref = storages[str(key)]
                 (numel,) = struct.unpack("<q", fh.read(8))
-                nbytes = numel * torch.empty((), dtype=ref.dtype).element_size()
+                nbytes = numel * _element_size(ref.dtype)
+                remaining -= 8
+                if numel != ref.numel or not 0 <= nbytes <= remaining:
+                    raise ModelFileError(f"{path.name} is truncated or damaged; download or copy it again.")
                 raw = fh.read(nbytes)
-                if numel != ref.numel or len(raw) != nbytes:
+                remaining -= nbytes
+                if len(raw) != nbytes:
                     raise ModelFileError(f"{path.name} is truncated or damaged; download or copy it again.")
                 ref.data = (
                     torch.frombuffer(bytearray(raw), dtype=ref.dtype)
                     if nbytes
                     else torch.empty(0, dtype=ref.dtype)
                 )
+        return _materialise(result, path, {}, 0)
+    except _TooLarge as exc:
+        raise _too_large(path, exc.declared, path.stat().st_size) from None
     except CxrError:
         raise
+    except RecursionError:
+        raise ModelFileError(f"{path.name} is damaged (its contents are nested too deeply).") from None
     except Exception as exc:  # damaged input fails in many ways; none of them runs code
-        raise ModelFileError(
-            f"{path.name} is not a PyTorch weights file, or it is damaged ({exc})."
-        ) from None
-    return _materialise(result, path)
+        text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise _damaged(path, text) from None
 
 
-def _materialise(obj: Any, path: Path, seen: dict[int, Any] | None = None) -> Any:
-    seen = {} if seen is None else seen
+_MAX_DEPTH = 200
+
+
+def _tensor(ref: _TensorRef, path: Path) -> Tensor:
+    data = ref.storage.data
+    if data is None:
+        raise ModelFileError(f"{path.name} is damaged (a tensor has no data).")
+    size = tuple(_count(v) for v in ref.size)
+    stride = tuple(_count(v) for v in ref.stride)
+    if len(size) != len(stride) or len(size) > 16:
+        raise ModelFileError(f"{path.name} is damaged (a tensor's shape and strides do not match).")
+    available = data.numel() - ref.base
+    elements = 1
+    for dim in size:
+        elements *= dim
+    if elements:
+        last = ref.offset + sum((d - 1) * st for d, st in zip(size, stride, strict=True))
+        if available <= 0 or last >= available or elements > max(available, 1):
+            raise ModelFileError(f"{path.name} is damaged (a tensor reaches outside its data).")
+    return data[ref.base :].as_strided(size, stride, ref.offset).clone()
+
+
+def _materialise(obj: Any, path: Path, seen: dict[int, Any], depth: int) -> Any:
     if id(obj) in seen:
         return seen[id(obj)]
+    if depth > _MAX_DEPTH:
+        raise ModelFileError(f"{path.name} is damaged (its contents are nested too deeply).")
+    depth += 1
     if isinstance(obj, _TensorRef):
-        data = obj.storage.data
-        if data is None:
-            raise ModelFileError(f"{path.name} is damaged (a tensor has no data).")
-        out: Any = data[obj.base :].as_strided(obj.size, obj.stride, obj.offset).clone()
+        out: Any = _tensor(obj, path)
     elif isinstance(obj, dict):
         out = obj
         seen[id(obj)] = out
         for key in list(obj):
-            obj[key] = _materialise(obj[key], path, seen)
-    elif isinstance(obj, (list, tuple)):
-        out = type(obj)(_materialise(v, path, seen) for v in obj) if isinstance(obj, tuple) else obj
-        if isinstance(obj, list):
-            obj[:] = [_materialise(v, path, seen) for v in obj]
+            obj[key] = _materialise(obj[key], path, seen, depth)
+    elif isinstance(obj, list):
+        out = obj
+        seen[id(obj)] = out
+        obj[:] = [_materialise(v, path, seen, depth) for v in obj]
+    elif isinstance(obj, tuple):
+        out = tuple(_materialise(v, path, seen, depth) for v in obj)
     elif isinstance(obj, ModuleStub):
         out = obj
         seen[id(obj)] = out
         for key, value in list(obj.__dict__.items()):
-            obj.__dict__[key] = _materialise(value, path, seen)
+            obj.__dict__[key] = _materialise(value, path, seen, depth)
     else:
         out = obj
     seen[id(obj)] = out

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ml.errors import ModelFileError
-from ml.models.legacy_pickle import legacy_restricted_load
+from ml.models.legacy_pickle import check_declared_sizes, legacy_restricted_load
 from ml.models.stubs import MODULE_NAMESPACES, ModuleStub, stub_class, unsafe_error
 
 _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+) was not an allowed global")
@@ -48,6 +48,8 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
         if unsafe:
             raise unsafe_error(path, "it references " + ", ".join(sorted(unsafe)[:3]))
         stubs.update({n: stub_class(n) for n in names})
+    elif names is None and not zipfile.is_zipfile(path):
+        check_declared_sizes(path)  # torch's legacy reader allocates what the file claims, unchecked
     for _attempt in range(256):
         try:
             with _LOAD_LOCK, warnings.catch_warnings():
