@@ -94,3 +94,24 @@ def test_evaluate_on_my_data_from_the_training_menu(qtbot, tmp_path: Path, share
     dialog.close()
     win.close()
     qtbot.waitUntil(lambda: running_jobs() == 0, timeout=60_000)
+
+
+def test_cancel_saves_no_new_version(qtbot, tmp_path: Path, shared_data: Path) -> None:  # noqa: ANN001
+    from app.training.site_dialog import SiteDialog
+    from app.workers import running_jobs
+    from ml.models import library
+
+    tiny_model(tmp_path)
+    dialog = SiteDialog(models=lambda: [m for m in library.list_models() if m.manifest is not None])
+    qtbot.addWidget(dialog)
+    assert dialog.model_combo.currentData() == "tiny-pneumonia"  # the only one installed
+    dialog.data_edit.setText(str(shared_data / "cxr" / "kermany-val"))
+    dialog.run_button.click()
+    dialog.progress.cancel_button.click()
+    qtbot.waitUntil(lambda: not dialog.presenter.busy, timeout=RUN_MS)
+    assert dialog.message.text() == "Cancelled: no new version was saved."
+    assert library.find_model("tiny-pneumonia-site") is None and dialog.presenter.new_version() is None
+    assert (
+        dialog.run_button.isEnabled() and not dialog.use_button.isEnabled() and dialog.table.rowCount() == 0
+    )
+    qtbot.waitUntil(lambda: running_jobs() == 0, timeout=60_000)
