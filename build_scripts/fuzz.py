@@ -224,7 +224,6 @@ def _serve(conn: Any, target: str, dicom_dir: str, budget_mb: int, limit: int) -
 
     warnings.simplefilter("ignore")  # pydicom warns about every non-conformant value
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
-    import resource
     import shutil
     import traceback
 
@@ -262,8 +261,23 @@ def _serve(conn: Any, target: str, dicom_dir: str, budget_mb: int, limit: int) -
             else:
                 tail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
                 result = ("uncaught", f"{type(exc).__name__}: {tail[-600:]}")
-        conn.send((*result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+        conn.send((*result, _peak_rss()))
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _peak_rss() -> int:
+    """This worker's own peak resident memory in bytes. Linux's ``ru_maxrss`` keeps the high-water mark
+    of the process image before ``exec``: a spawned worker would report its parent's size (a test
+    process with torch loaded: GBs). ``VmHWM`` belongs to the worker's own address space."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 @dataclass
