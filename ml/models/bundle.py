@@ -61,7 +61,7 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str,
         header = json.loads(raw.decode("utf-8"))
         if not isinstance(header, dict):
             raise ValueError
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ModelFileError(f"{path.name} is not a model file (not in safetensors format).") from None
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
@@ -69,9 +69,14 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str,
     end = 0
     for key, entry in header.items():
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2):
-            raise ModelFileError(f"{path.name} is damaged (bad entry for tensor '{key}').")
-        end = max(end, int(offsets[1]))
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in offsets)
+            and offsets[0] <= offsets[1]
+        ):
+            raise ModelFileError(f"{path.name} is damaged (bad entry for tensor '{key[:80]}').")
+        end = max(end, offsets[1])
     available = size - 8 - n
     if available < end:
         raise ModelFileError(
@@ -112,6 +117,8 @@ def _state_dict_of(model_or_state: nn.Module | Mapping[str, Tensor]) -> dict[str
 
 def check_state_dict(state: Mapping[str, Tensor], manifest: ModelManifest, source: str = "") -> nn.Module:
     """Build the manifest's architecture and load ``state`` strictly; name any mismatching tensor."""
+    import torch
+
     from ml.models import registry
 
     spec = registry.get_spec(manifest.architecture)
@@ -134,6 +141,10 @@ def check_state_dict(state: Mapping[str, Tensor], manifest: ModelManifest, sourc
             raise ModelFileError(
                 f"The weights{where} do not match {what}: tensor '{key}' has shape "
                 f"{list(got.shape)} but {list(ref.shape)} is expected."
+            )
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise ModelFileError(
+                f"The weights{where} cannot work: tensor '{key}' holds NaN or infinite values."
             )
     model.load_state_dict({k: state[k].to(ref.dtype) for k, ref in expected.items()})
     return model

@@ -86,6 +86,12 @@ def list_models() -> list[InstalledModel]:
             out.append(InstalledModel(manifest.name, path, manifest))
         except ModelFileError as exc:
             out.append(InstalledModel(path.stem, path, None, str(exc)))
+        except Exception as exc:  # any other failure of one file must not hide the rest of the library
+            out.append(
+                InstalledModel(
+                    path.stem, path, None, f"{path.name} could not be read ({type(exc).__name__})."
+                )
+            )
     chosen = _read_default_record().get("name")
     for m in out:
         m.default = m.manifest is not None and m.error is None and m.name == chosen

@@ -151,6 +151,8 @@ class ModelManifest:
             raise bad("it has no label list")
         if len(set(self.labels)) != len(self.labels):
             raise bad("label names repeat")
+        if not all(x.strip() for x in self.labels):
+            raise bad("a label name is empty")
         if self.task not in ("multiclass", "multilabel"):
             raise bad(f"task must be 'multiclass' or 'multilabel', not '{self.task}'")
         if self.task == "multiclass" and len(self.labels) < 2:
@@ -165,8 +167,10 @@ class ModelManifest:
                 raise bad(f"unknown normalisation '{norm}'")
         elif not (
             isinstance(norm, dict)
-            and len(norm.get("mean", [])) in (1, self.channels)
-            and len(norm.get("std", [])) == len(norm.get("mean", []))
+            and _numbers(norm.get("mean"))
+            and _numbers(norm.get("std"))
+            and len(norm["mean"]) in (1, self.channels)
+            and len(norm["std"]) == len(norm["mean"])
             and all(s > 0 for s in norm["std"])
         ):
             raise bad("normalisation needs 'mean' and positive 'std' lists, one value or one per channel")
@@ -188,6 +192,8 @@ class ModelManifest:
         unknown = [x for x in self.hidden_labels if x not in self.labels]
         if unknown:
             raise bad(f"hidden label '{unknown[0]}' is not a label")
+        if not self.visible_labels:
+            raise bad("every label is hidden, so it has no usable label")
         return self
 
     @property
@@ -208,16 +214,21 @@ class ModelManifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelManifest:
+        from ml.models.manifest_schema import check_manifest_json
+
         if not isinstance(data, dict):
             raise ModelFileError("The model manifest is damaged (not a JSON object).")
         version = data.get("format_version", FORMAT_VERSION)
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
             raise ModelFileError(
                 f"This model file uses manifest format {version}, made by a newer CXR Studio; "
                 "update the application to open it."
             )
+        problem = check_manifest_json(data)
+        if problem:
+            raise ModelFileError(f"The model manifest is damaged: {problem}.")
         known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs = {k: v for k, v in data.items() if k in known and v is not None}
         for required in ("name", "architecture", "labels"):
             if required not in kwargs:
                 raise ModelFileError(f"The model manifest is damaged: '{required}' is missing.")
@@ -229,7 +240,7 @@ class ModelManifest:
             kwargs["input_derivation"] = InputDerivation.from_dict(derivation)
             kwargs["provenance"] = Provenance.from_dict(dict(data.get("provenance") or {}))
             manifest = cls(**kwargs)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             raise ModelFileError(f"The model manifest is damaged: {exc}.") from None
         return manifest.validate()
 
@@ -237,12 +248,23 @@ class ModelManifest:
     def from_json(cls, text: str) -> ModelManifest:
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:  # JSONDecodeError, or a number with too many digits
             raise ModelFileError(f"The model manifest is damaged (invalid JSON: {exc}).") from None
+        except RecursionError:
+            raise ModelFileError("The model manifest is damaged (nested too deeply).") from None
         return cls.from_dict(data)
 
 
 # ---------------------------------------------------------------------- shared helpers
+
+
+def _numbers(values: Any) -> bool:
+    """A non-empty list of finite numbers (not bools, not strings)."""
+    return (
+        isinstance(values, list)
+        and bool(values)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+    )
 
 
 def _converted_from_xrv(data: dict[str, Any]) -> bool:
