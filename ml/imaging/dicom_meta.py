@@ -13,6 +13,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from ml.imaging.functional_groups import frame_item
 from ml.imaging.image import ImageMeta, PixelSpacing
 
 # Transfer syntaxes pydicom 3.0 does not name, and those whose compression loses information.
@@ -95,8 +96,16 @@ def _pair(value: Any) -> tuple[float, float] | None:
     return (row, col) if row > 0 and col > 0 else None
 
 
-def pixel_spacing(ds: Dataset) -> PixelSpacing | None:
-    """Pixel spacing with its source, preferring calibration at the patient (PS3.3 10.7.1.3)."""
+def pixel_spacing(ds: Dataset, frame: int = 0) -> PixelSpacing | None:
+    """Pixel spacing with its source, preferring calibration at the patient (PS3.3 10.7.1.3).
+
+    Enhanced multi-frame images keep it in the Pixel Measures macro of the functional groups
+    (per frame, else shared), which wins over a top-level value there.
+    """
+    measures = frame_item(ds, frame, "PixelMeasuresSequence")
+    ps = _pair(get_value(measures, "PixelSpacing")) if measures is not None else None
+    if ps:
+        return PixelSpacing(ps[0], ps[1], "PixelSpacing")
     ps = _pair(get_value(ds, "PixelSpacing"))
     if ps:
         return PixelSpacing(ps[0], ps[1], "PixelSpacing")

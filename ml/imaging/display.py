@@ -29,8 +29,9 @@ def modality_values(image: XRayImage, frame: int = 0) -> np.ndarray:
     ds = image.dataset
     if ds is not None and image.modality_lut is not None:
         return apply_modality_lut(arr, ds)
-    if image.rescale_slope != 1.0 or image.rescale_intercept != 0.0:
-        return arr.astype(np.float32) * np.float32(image.rescale_slope) + np.float32(image.rescale_intercept)
+    slope, intercept = image.rescale(frame)
+    if slope != 1.0 or intercept != 0.0:
+        return arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)
     return arr
 
 
@@ -78,9 +79,11 @@ def auto_window(values: np.ndarray, max_samples: int = 1_000_000) -> Window:
 
 
 def default_voi(image: XRayImage, frame: int = 0) -> Voi:
-    """The file's first window, else its first VOI LUT, else the automatic window."""
-    if image.windows:
-        return image.windows[0]
+    """The file's first window (the frame's own in an enhanced image), else its first VOI LUT, else
+    the automatic window."""
+    windows = image.windows_for(frame)
+    if windows:
+        return windows[0]
     if image.voi_luts:
         return image.voi_luts[0]
     return auto_window(modality_values(image, frame))

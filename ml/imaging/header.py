@@ -53,6 +53,7 @@ HEADER_TAGS: list[int] = [
         "NumberOfFrames", "Rows", "Columns", "PixelSpacing", "NominalScannedPixelSpacing",
         "BitsAllocated", "BitsStored", "PixelRepresentation", "LossyImageCompression",
         "LossyImageCompressionMethod", "PresentationLUTShape",
+        "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",  # enhanced: pixel spacing
     )
     if (tag := pydicom.datadict.tag_for_keyword(k)) is not None
 ]

@@ -149,6 +149,22 @@ class XRayImage:
     rescale_intercept: float = 0.0
     modality_lut: Any = field(default=None, repr=False)  # pydicom Dataset of the ModalityLUTSequence item
     dataset: Any = field(default=None, repr=False)  # the pydicom Dataset (no pixel data) for the tag panel
+    # Enhanced multi-frame: per-frame (slope, intercept) and windows from the functional groups;
+    # empty when the top-level values above hold for every frame.
+    frame_rescales: list[tuple[float, float]] = field(default_factory=list, repr=False)
+    frame_windows: list[list[Window]] = field(default_factory=list, repr=False)
+
+    def rescale(self, frame: int = 0) -> tuple[float, float]:
+        """(slope, intercept) of the Modality LUT for ``frame``."""
+        if 0 <= frame < len(self.frame_rescales):
+            return self.frame_rescales[frame]
+        return self.rescale_slope, self.rescale_intercept
+
+    def windows_for(self, frame: int = 0) -> list[Window]:
+        """The file's windows for ``frame``, first = default."""
+        if 0 <= frame < len(self.frame_windows) and self.frame_windows[frame]:
+            return self.frame_windows[frame]
+        return self.windows
 
     @property
     def n_frames(self) -> int:

@@ -29,7 +29,7 @@ from ml.errors import (
     NotDicomError,
     TruncatedPixelDataError,
 )
-from ml.imaging import decoding
+from ml.imaging import decoding, functional_groups
 from ml.imaging.dicom_meta import LOSSY_SYNTAXES as LOSSY_SYNTAXES  # re-exported
 from ml.imaging.dicom_meta import get_value, is_non_image, meta_from_dataset, text_of
 from ml.imaging.dicom_meta import pixel_spacing as pixel_spacing  # re-exported
@@ -158,16 +158,39 @@ def read_dicom(path: str | os.PathLike[str]) -> XRayImage:
         meta.samples_per_pixel = 3
     slope, intercept = _rescale(ds)
     mlut = _modality_lut(ds, arr)
+    windows = windows_from_dataset(ds)
+    rescales, frame_windows = _functional_groups(ds, meta.n_frames)
+    if rescales:
+        slope, intercept = rescales[0]
+    if frame_windows and frame_windows[0]:
+        windows = frame_windows[0]
     return XRayImage(
         meta=meta,
         frames=arr,
-        windows=windows_from_dataset(ds),
+        windows=windows,
         voi_luts=voi_luts_from_dataset(ds),
         rescale_slope=slope,
         rescale_intercept=intercept,
         modality_lut=mlut,
         dataset=ds,
+        frame_rescales=rescales,
+        frame_windows=frame_windows,
     )
+
+
+def _functional_groups(ds: Dataset, n_frames: int) -> tuple[list[tuple[float, float]], list[list[Window]]]:
+    """Per-frame rescale and windows of an enhanced multi-frame image (both empty for others):
+    the Pixel Value Transformation and Frame VOI LUT macros, per frame else shared."""
+    if not functional_groups.has_functional_groups(ds) or n_frames < 1:
+        return [], []
+    top = _rescale(ds)
+    found = [functional_groups.frame_rescale(ds, i) for i in range(n_frames)]
+    rescales = [r or top for r in found] if any(found) else []
+    windows = []
+    for i in range(n_frames):
+        item = functional_groups.frame_item(ds, i, "FrameVOILUTSequence")
+        windows.append(windows_from_dataset(item) if item is not None else [])
+    return rescales, (windows if any(windows) else [])
 
 
 def _modality_lut(ds: Dataset, arr: np.ndarray) -> Dataset | None:
