@@ -11,6 +11,7 @@ import os
 from collections import deque
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 
@@ -116,15 +117,25 @@ class ThumbnailLoader(QObject):
             self._running[path] = job
             job.start(priority=-1)
 
+    def _alive(self) -> bool:
+        """False once the loader's C++ object is gone (a job can end after its browser closed)."""
+        return shiboken6.isValid(self)
+
     def _done(self, path: str, image: QImage) -> None:
+        if not self._alive():
+            return
         icon = QIcon(QPixmap.fromImage(image))
         self._cache[path] = icon
         self.ready.emit(path, icon)
 
     def _error(self, path: str, message: str) -> None:
+        if not self._alive():
+            return
         self._failed[path] = message
         self.failed.emit(path, message)
 
     def _finished(self, path: str) -> None:
+        if not self._alive():
+            return
         self._running.pop(path, None)
         self._pump()
