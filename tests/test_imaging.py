@@ -112,7 +112,9 @@ def test_colour_and_float_images(dicom_dir: Path) -> None:
     flt = read_image(dicom_dir / "parametric_map_float.dcm")
     assert flt.frames.dtype.kind == "f"
     out = render(flt)
-    assert out.min() == 0 and out.max() == 255  # the automatic window spreads the float range
+    # its Frame VOI LUT window (0.5, 1: the [0, 1] range, linear for float values) is used
+    assert (flt.windows[0].center, flt.windows[0].width) == (0.5, 1.0)
+    assert out.min() == 0 and out.max() == round(float(flt.frames.max()) * 255)
 
 
 def test_lut_sequences_are_used(dicom_dir: Path) -> None:

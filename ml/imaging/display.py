@@ -89,9 +89,10 @@ def default_voi(image: XRayImage, frame: int = 0) -> Voi:
     return auto_window(modality_values(image, frame))
 
 
-def presets(image: XRayImage) -> list[Voi]:
-    """Every VOI the file carries, windows first (as listed in the file), then LUTs."""
-    return [*image.windows, *image.voi_luts]
+def presets(image: XRayImage, frame: int = 0) -> list[Voi]:
+    """Every VOI the file carries (for ``frame`` in an enhanced image), windows first (as listed in
+    the file), then LUTs."""
+    return [*image.windows_for(frame), *image.voi_luts]
 
 
 @dataclass(frozen=True)

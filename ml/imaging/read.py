@@ -13,6 +13,7 @@ import logging
 import os
 import struct
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -187,9 +188,14 @@ def _functional_groups(ds: Dataset, n_frames: int) -> tuple[list[tuple[float, fl
     found = [functional_groups.frame_rescale(ds, i) for i in range(n_frames)]
     rescales = [r or top for r in found] if any(found) else []
     windows = []
+    float_pixels = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
     for i in range(n_frames):
         item = functional_groups.frame_item(ds, i, "FrameVOILUTSequence")
-        windows.append(windows_from_dataset(item) if item is not None else [])
+        found = windows_from_dataset(item) if item is not None else []
+        if float_pixels:  # LINEAR's -0.5/-1 steps are for integer values: a float map (e.g. a
+            # parametric map's 0.5/1 window over [0, 1]) is meant linearly over the window
+            found = [replace(w, function="LINEAR_EXACT") if w.function == "LINEAR" else w for w in found]
+        windows.append(found)
     return rescales, (windows if any(windows) else [])
 
 
