@@ -191,11 +191,11 @@ def _functional_groups(ds: Dataset, n_frames: int) -> tuple[list[tuple[float, fl
     float_pixels = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
     for i in range(n_frames):
         item = functional_groups.frame_item(ds, i, "FrameVOILUTSequence")
-        found = windows_from_dataset(item) if item is not None else []
+        own = windows_from_dataset(item) if item is not None else []
         if float_pixels:  # LINEAR's -0.5/-1 steps are for integer values: a float map (e.g. a
             # parametric map's 0.5/1 window over [0, 1]) is meant linearly over the window
-            found = [replace(w, function="LINEAR_EXACT") if w.function == "LINEAR" else w for w in found]
-        windows.append(found)
+            own = [replace(w, function="LINEAR_EXACT") if w.function == "LINEAR" else w for w in own]
+        windows.append(own)
     return rescales, (windows if any(windows) else [])
 
 
