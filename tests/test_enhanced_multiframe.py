@@ -142,3 +142,20 @@ def test_pixel_measures_spacing_is_read_so_the_viewer_is_not_uncalibrated(kind: 
         assert meta.pixel_spacing is not None, "said 'uncalibrated' despite the Pixel Measures Sequence"
         assert (meta.pixel_spacing.row_mm, meta.pixel_spacing.col_mm) == pytest.approx(expected)
         assert meta.pixel_spacing.calibrated_at_patient
+
+
+def test_viewer_state_uses_each_frames_window(tmp_path: Path) -> None:
+    from app.viewer.state import DisplayState
+
+    path, _ = _enhanced("CT", tmp_path)
+    image = read_image(path)
+    state = DisplayState()
+    state.set_image(image)
+    for f in (0, 2, 1):
+        state.set_frame(f)
+        w = state.voi
+        assert isinstance(w, type(image.windows_for(f)[0]))
+        assert (w.center, w.width) == (image.windows_for(f)[0].center, image.windows_for(f)[0].width)
+    state.set_window(123.0, 456.0)  # a window the user set stays when the frame changes
+    state.set_frame(0)
+    assert (state.window().center, state.window().width) == (123.0, 456.0)

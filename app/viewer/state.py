@@ -146,7 +146,11 @@ class DisplayState:
             return
         index = max(0, min(int(index), self._image.n_frames - 1))
         if index != self._frame:
+            default, label = self.default_voi() if self._image.frame_windows else (None, "")
+            was_default = isinstance(default, Window) and self._voi == default and self._voi_label == label
             self._frame = index
+            if was_default:  # an enhanced image's per-frame window follows the frame until changed
+                self.set_voi(*self.default_voi())
             self.events.frame(index)
 
     def step_frame(self, step: int, wrap: bool = False) -> None:
@@ -207,7 +211,7 @@ class DisplayState:
         img = self._image
         if img is None or img.is_color:
             return False
-        file_presets = display.presets(img)
+        file_presets = display.presets(img, self._frame)
         if isinstance(index_or_name, int):
             if not 0 <= index_or_name < len(file_presets):
                 return False
@@ -240,8 +244,9 @@ class DisplayState:
         img = self._image
         if img is None or img.is_color:
             return None, ""
-        if img.windows:
-            return img.windows[0], img.windows[0].explanation or "file"
+        windows = img.windows_for(self._frame)  # an enhanced image's frame has its own
+        if windows:
+            return windows[0], windows[0].explanation or "file"
         if img.voi_luts:
             return img.voi_luts[0], img.voi_luts[0].explanation or "VOI LUT"
         return self._auto_window(), "automatic"
