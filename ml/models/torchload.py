@@ -22,9 +22,17 @@ _UNSAFE_HINTS = ("GLOBAL", "reduce", "Can only build", "Can only create new obje
 _LOAD_LOCK = threading.Lock()
 
 
+def is_zip(path: Path) -> bool:
+    """``zipfile.is_zipfile`` that answers False for damaged archives instead of raising."""
+    try:
+        return zipfile.is_zipfile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False
+
+
 def _scan_zip_globals(path: Path) -> list[str] | None:
     """Globals a zip checkpoint needs beyond torch's safe set (static scan, nothing is loaded)."""
-    if not zipfile.is_zipfile(path):
+    if not is_zip(path):
         return None
     try:
         return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
@@ -48,7 +56,7 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
         if unsafe:
             raise unsafe_error(path, "it references " + ", ".join(sorted(unsafe)[:3]))
         stubs.update({n: stub_class(n) for n in names})
-    elif names is None and not zipfile.is_zipfile(path):
+    elif names is None and not is_zip(path):
         check_declared_sizes(path)  # torch's legacy reader allocates what the file claims, unchecked
     for _attempt in range(256):
         try:
@@ -64,7 +72,7 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
                 continue
             if match:
                 raise unsafe_error(path, f"it references {match.group(1)}") from None
-            if "persistent_load" in message and not zipfile.is_zipfile(path):
+            if "persistent_load" in message and not is_zip(path):
                 # a whole module saved in the pre-1.6 format: torch's reader refuses its class records
                 return legacy_restricted_load(path)
             if any(h in message for h in _UNSAFE_HINTS):
