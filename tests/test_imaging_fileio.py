@@ -55,3 +55,18 @@ def test_a_file_that_may_hold_credentials_stays_private(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert _mode(path) == 0o600
+
+
+def test_saved_and_installed_model_files_follow_the_umask(tmp_path: Path, umask: int, monkeypatch) -> None:
+    """A model the user trains, converts or installs is a file of theirs like any other (not 0600)."""
+    from ml.models import bundle, library
+    from ml.models.importing import make_manifest
+    from ml.models.registry import build_model
+
+    monkeypatch.setenv("CXR_STUDIO_HOME", str(tmp_path / "home"))
+    manifest = make_manifest(name="tiny", architecture="cxr_resnet_small", labels=["a", "b"], task="multiclass",
+                             channels=1, input_size=32)  # fmt: skip
+    saved = bundle.save_model(tmp_path / "tiny.safetensors", build_model("cxr_resnet_small", 2, 1), manifest)
+    installed = library.import_model(saved)
+    assert _mode(saved) == 0o666 & ~umask
+    assert _mode(installed.path) == 0o666 & ~umask

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml.errors import ModelFileError
+from ml.fileio import follow_umask
 from ml.models.manifest import MANIFEST_KEY, ModelManifest
 
 if TYPE_CHECKING:  # torch is imported only when weights are touched: listing a library stays light
@@ -177,6 +178,7 @@ def save_model(
         save_file(state, str(tmp), metadata={MANIFEST_KEY: manifest.to_json(), "format": "pt"})
         with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())
+        follow_umask(tmp)  # mkstemp makes 0600: a model file gets the mode a plain open() gives
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml.errors import ModelFileError
+from ml.fileio import follow_umask
 from ml.logfile import user_data_dir
 from ml.models import bundle
 from ml.models.manifest import ModelManifest, Task
@@ -168,6 +169,7 @@ def install_model_file(
     os.close(fd)
     try:
         shutil.copyfile(src, tmp_name)
+        follow_umask(tmp_name)  # mkstemp makes 0600
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
