@@ -399,3 +399,35 @@ def test_app_entry_point_runs_cli_subcommands_without_a_window(data, tmp_path) -
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "r.png").is_file() and "qt app: None" in out.stdout
+
+
+def test_the_app_entry_point_saves_settings_and_leaves_quickly(tmp_path) -> None:
+    """``cxr-studio`` ends with a fast exit (no second-long interpreter teardown after Ctrl+Q): the
+    exit status is the event loop's and what the session changed in the settings is on disk."""
+    ini = tmp_path / "quick.ini"
+    script = textwrap.dedent(f"""
+        import sys
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+        import ml.models.library
+        ml.models.library.bundled_default_model = lambda: None
+        from app.__main__ import create_application, run
+        from app.main_window import MainWindow
+
+        app, _ = create_application(["-platform", "offscreen"])  # the timer needs the application
+
+        def quit_soon():
+            windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+            windows[0].settings.qsettings.setValue("test/marker", "kept")  # not synced by hand
+            windows[0].close()
+
+        QTimer.singleShot(500, quit_soon)
+        sys.argv = ["cxr-studio", "--settings", {str(ini)!r}]
+        run()
+        print("not reached")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=180,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    assert "not reached" not in out.stdout
+    assert "marker=kept" in ini.read_text()
