@@ -29,3 +29,35 @@ def test_a_thumbnail_arrives_for_a_real_radiograph(qtbot, dicom_dir) -> None:
         loader.request(str(dicom_dir / "rsna_cxr_pa.dcm"))
     path, icon = blocker.args
     assert path.endswith("rsna_cxr_pa.dcm") and not icon.isNull()
+
+
+def _thumbnail_or_abort(path: str, size: int):  # runs in the thumbnails' decode worker process
+    import os as _os
+
+    from ml.imaging.thumbnail import thumbnail_pixels
+
+    if "damaged" in _os.path.basename(path):
+        _os.abort()  # what a native decoder may do on damaged data
+    return thumbnail_pixels(path, size)
+
+
+def test_a_decoder_crash_while_making_a_thumbnail_leaves_the_app_running(qtbot, tmp_path, dicom_dir,
+                                                                         monkeypatch) -> None:
+    """Thumbnails decode in a guarded worker process: a decoder abort there is one readable failure,
+    this process lives on, and the next thumbnail is made by a fresh worker."""
+    import os
+    import shutil
+
+    from app.browser import thumbnails
+
+    monkeypatch.setattr(thumbnails, "thumbnail_pixels", _thumbnail_or_abort)
+    damaged = shutil.copy(dicom_dir / "rsna_cxr_pa.dcm", tmp_path / "damaged.dcm")
+    loader = ThumbnailLoader(size=32)
+    pid = os.getpid()
+    with qtbot.waitSignal(loader.failed, timeout=60_000) as failed:
+        loader.request(str(damaged))
+    assert "damaged.dcm" in failed.args[1] and "crash" in failed.args[1]
+    assert os.getpid() == pid
+    with qtbot.waitSignal(loader.ready, timeout=60_000) as ready:
+        loader.request(str(dicom_dir / "rsna_cxr_pa.dcm"))
+    assert not ready.args[1].isNull()

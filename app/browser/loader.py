@@ -22,25 +22,26 @@ from ml.imaging.guarded import GuardedReader
 from ml.imaging.image import XRayImage
 from ml.imaging.read import read_dataset
 
-_SHARED: GuardedReader | None = None
-_SHARED_LOCK = threading.Lock()
+_READERS: dict[str, GuardedReader] = {}
+_READERS_LOCK = threading.Lock()
 
 
-def shared_reader() -> GuardedReader:
-    """The one decode worker of this application (its process starts on the first read)."""
-    global _SHARED
-    with _SHARED_LOCK:
-        if _SHARED is None:
-            _SHARED = GuardedReader()
-        return _SHARED
+def shared_reader(purpose: str = "images") -> GuardedReader:
+    """The application's decode worker for ``purpose`` (its process starts on the first read):
+    "images" for the image the user opens, "thumbnails" for the browser's and the wizard's
+    thumbnails, so they never queue in front of the selected image."""
+    with _READERS_LOCK:
+        if purpose not in _READERS:
+            _READERS[purpose] = GuardedReader()
+        return _READERS[purpose]
 
 
 def close_shared_reader() -> None:
-    """Stop the decode worker (at exit; a later read starts a fresh one)."""
-    global _SHARED
-    with _SHARED_LOCK:
-        reader, _SHARED = _SHARED, None
-    if reader is not None:
+    """Stop every decode worker (at exit; a later read starts a fresh one)."""
+    with _READERS_LOCK:
+        readers = list(_READERS.values())
+        _READERS.clear()
+    for reader in readers:
         reader.close()
 
 

@@ -1,38 +1,26 @@
 """Thumbnails decoded in the background and cached by path.
 
 A thumbnail is the image as the viewer would show it (``display.render`` of frame 0 with the
-default VOI), reduced by block averaging then smoothed to ``size`` pixels. Decoding runs on a
-one-thread pool at low priority so it never competes with the image the user selected.
+default VOI), reduced by block averaging then smoothed to ``size`` pixels. Decoding runs in a guarded
+worker process of its own (:func:`app.browser.loader.shared_reader`), fed by a one-thread pool at low
+priority, so it never competes with the image the user selected and a decoder crash stays there.
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
+from pathlib import Path
 
 import numpy as np
-import shiboken6
 from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 
+from app.browser.loader import shared_reader
 from app.workers import Job, make_pool
-from ml.imaging.display import render
-from ml.imaging.read import read_image
+from ml.imaging.thumbnail import downscale, thumbnail_pixels
 
-
-def downscale(pixels: np.ndarray, size: int) -> np.ndarray:
-    """Block-average an 8-bit HxW or HxWx3 image so its longer side is about 2*size (or less)."""
-    h, w = pixels.shape[:2]
-    k = max(1, max(h, w) // (2 * size))
-    if k == 1:
-        return np.ascontiguousarray(pixels)
-    hh, ww = (h // k) * k, (w // k) * k
-    cropped = pixels[:hh, :ww].astype(np.float32)
-    if cropped.ndim == 2:
-        small = cropped.reshape(hh // k, k, ww // k, k).mean(axis=(1, 3))
-    else:
-        small = cropped.reshape(hh // k, k, ww // k, k, cropped.shape[2]).mean(axis=(1, 3))
-    return np.ascontiguousarray(np.clip(small + 0.5, 0, 255).astype(np.uint8))
+__all__ = ["ThumbnailLoader", "downscale", "make_thumbnail", "to_qimage"]
 
 
 def to_qimage(pixels: np.ndarray) -> QImage:
@@ -47,10 +35,10 @@ def to_qimage(pixels: np.ndarray) -> QImage:
 
 
 def make_thumbnail(path: str | os.PathLike[str], size: int = 96) -> QImage:
-    """Decode, render and shrink one image file (worker thread safe: QImage, not QPixmap)."""
-    image = read_image(path)
-    pixels = downscale(render(image, 0), size)
-    del image
+    """Decode, render and shrink one image file (worker thread safe: QImage, not QPixmap). The
+    decoding runs in the thumbnails' guarded worker process, so a decoder that crashes on a damaged
+    file cannot take the application down."""
+    pixels = shared_reader("thumbnails").run(thumbnail_pixels, os.fspath(path), size, name=Path(path).name)
     return to_qimage(pixels).scaled(
         size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
     )
@@ -117,25 +105,22 @@ class ThumbnailLoader(QObject):
             self._running[path] = job
             job.start(priority=-1)
 
-    def _alive(self) -> bool:
-        """False once the loader's C++ object is gone (a job can end after its browser closed)."""
-        return shiboken6.isValid(self)
+    def _emit(self, signal: Signal, *args: object) -> None:
+        """Emit unless the loader's C++ object is gone (a job can end after its browser closed)."""
+        try:
+            signal.emit(*args)  # type: ignore[attr-defined]
+        except RuntimeError:  # "Signal source has been deleted"
+            pass
 
     def _done(self, path: str, image: QImage) -> None:
-        if not self._alive():
-            return
         icon = QIcon(QPixmap.fromImage(image))
         self._cache[path] = icon
-        self.ready.emit(path, icon)
+        self._emit(self.ready, path, icon)
 
     def _error(self, path: str, message: str) -> None:
-        if not self._alive():
-            return
         self._failed[path] = message
-        self.failed.emit(path, message)
+        self._emit(self.failed, path, message)
 
     def _finished(self, path: str) -> None:
-        if not self._alive():
-            return
         self._running.pop(path, None)
         self._pump()
