@@ -47,6 +47,14 @@ def parse_layers(layer: str | list[str] | tuple[str, ...] | None, default: str) 
     return names
 
 
+def layer_choice(layer: str | list[str] | None, manifest: Any, fuse: str) -> list[str]:
+    """The dotted layer paths to explain (the registry's target layer by default), once ``fuse``
+    is known to be a fusion rule: what every CAM-style explainer checks on construction."""
+    if fuse not in FUSIONS:
+        raise CxrError(f"Unknown way to fuse layer maps '{fuse}': use one of {', '.join(FUSIONS)}.")
+    return parse_layers(layer, get_spec(manifest.architecture).target_layer)
+
+
 def resolve_layers(model: nn.Module, names: list[str], architecture: str) -> list[nn.Module]:
     out = []
     for name in names:
@@ -89,10 +97,8 @@ class CamExplainer(Explainer):
         fuse: str = "mean",
     ) -> None:
         super().__init__(model, manifest, device)
-        self.layers = parse_layers(layer, get_spec(manifest.architecture).target_layer)
+        self.layers = layer_choice(layer, manifest, fuse)
         self.layer_path = ",".join(self.layers)
-        if fuse not in FUSIONS:
-            raise CxrError(f"Unknown way to fuse layer maps '{fuse}': use one of {', '.join(FUSIONS)}.")
         self.fuse = fuse
         self._modules: list[nn.Module] = []
 
@@ -160,4 +166,4 @@ class CamExplainer(Explainer):
         return raw
 
 
-__all__ = ["FUSIONS", "CamExplainer", "fuse_maps", "parse_layers", "resolve_layers"]
+__all__ = ["FUSIONS", "CamExplainer", "fuse_maps", "layer_choice", "parse_layers", "resolve_layers"]

@@ -27,10 +27,8 @@ import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
-from ml.errors import CxrError
 from ml.explain.base import Explainer
-from ml.explain.cam import FUSIONS, fuse_maps, parse_layers, resolve_layers
-from ml.models.registry import get_spec
+from ml.explain.cam import fuse_maps, layer_choice, resolve_layers
 from ml.progress import CancelToken, ProgressCallback, check, report
 
 
@@ -49,10 +47,8 @@ class GradCam(Explainer):
         attribute_to_layer_input: bool = False,
     ) -> None:
         super().__init__(model, manifest, device)
-        self.layers = parse_layers(layer, get_spec(manifest.architecture).target_layer)
+        self.layers = layer_choice(layer, manifest, fuse)
         self.layer_path = ",".join(self.layers)
-        if fuse not in FUSIONS:
-            raise CxrError(f"Unknown way to fuse layer maps '{fuse}': use one of {', '.join(FUSIONS)}.")
         self.fuse = fuse
         self.to_input = bool(attribute_to_layer_input)
 
