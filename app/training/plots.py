@@ -105,13 +105,17 @@ class CurvesWidget(QWidget):
             self.batch_curve.setData([], [])
 
 
-class RocPlot(pg.PlotWidget):
-    def __init__(self, parent: QWidget | None = None) -> None:
+class _UnitSquarePlot(pg.PlotWidget):
+    """A white, fixed (no mouse) plot of values in [0, 1] x [0, 1] with a legend: the ROC and
+    reliability diagrams of the evaluation page."""
+
+    def __init__(self, title: str, left: str, bottom: str, legend_offset: tuple[int, int],
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent, background="w")
         item = self.getPlotItem()
-        item.setTitle("ROC curves (test split)", color="#222", size="10pt")
-        item.setLabel("left", "sensitivity (true-positive rate)", color="#333")
-        item.setLabel("bottom", "1 − specificity (false-positive rate)", color="#333")
+        item.setTitle(title, color="#222", size="10pt")
+        item.setLabel("left", left, color="#333")
+        item.setLabel("bottom", bottom, color="#333")
         item.showGrid(x=True, y=True, alpha=0.2)
         item.setMouseEnabled(x=False, y=False)
         item.hideButtons()
@@ -119,10 +123,16 @@ class RocPlot(pg.PlotWidget):
             item.getAxis(axis).setPen(pg.mkPen("#666"))
             item.getAxis(axis).setTextPen(pg.mkPen("#333"))
         self.legend = item.addLegend(
-            offset=(-10, -10), labelTextColor="#222", brush=pg.mkBrush(255, 255, 255, 210)
+            offset=legend_offset, labelTextColor="#222", brush=pg.mkBrush(255, 255, 255, 210)
         )
         self.setMinimumSize(260, 240)
         self.curves: dict[str, pg.PlotDataItem] = {}
+
+
+class RocPlot(_UnitSquarePlot):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("ROC curves (test split)", "sensitivity (true-positive rate)",
+                         "1 − specificity (false-positive rate)", (-10, -10), parent)
 
     def set_curves(self, roc: dict, auroc: dict[str, float | None] | None = None) -> None:
         self.clear()
@@ -140,27 +150,12 @@ class RocPlot(pg.PlotWidget):
         self.getPlotItem().vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
 
 
-class ReliabilityPlot(pg.PlotWidget):
+class ReliabilityPlot(_UnitSquarePlot):
     """Reliability diagram: observed frequency against mean predicted probability per bin, with the
     diagonal of perfect calibration; one curve before and one after temperature scaling."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, background="w")
-        item = self.getPlotItem()
-        item.setTitle("Reliability", color="#222", size="10pt")
-        item.setLabel("left", "observed frequency", color="#333")
-        item.setLabel("bottom", "mean predicted probability", color="#333")
-        item.showGrid(x=True, y=True, alpha=0.2)
-        item.setMouseEnabled(x=False, y=False)
-        item.hideButtons()
-        for axis in ("left", "bottom"):
-            item.getAxis(axis).setPen(pg.mkPen("#666"))
-            item.getAxis(axis).setTextPen(pg.mkPen("#333"))
-        self.legend = item.addLegend(
-            offset=(10, 10), labelTextColor="#222", brush=pg.mkBrush(255, 255, 255, 210)
-        )
-        self.setMinimumSize(260, 240)
-        self.curves: dict[str, pg.PlotDataItem] = {}
+        super().__init__("Reliability", "observed frequency", "mean predicted probability", (10, 10), parent)
 
     def set_curves(self, title: str, curves: dict[str, tuple[list[float], list[float]]]) -> None:
         self.clear()
