@@ -74,9 +74,14 @@ def configure_logging(verbose: bool = False, stream: TextIO | None = None) -> li
     return [handler] if error_log is None else [handler, error_log]
 
 
+def is_cli(argv: Sequence[str]) -> bool:
+    """``cxr-studio train ...``: a ``cxr`` subcommand, not a file to open."""
+    return bool(argv) and argv[0] in CLI_COMMANDS and not Path(argv[0]).exists()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in CLI_COMMANDS and not Path(argv[0]).exists():
+    if is_cli(argv):
         # `cxr-studio train --config ...`: the frozen app is also the `cxr` tool (the training
         # wizard starts training this way), without creating a window.
         from ml.cli import main as cli_main
@@ -135,7 +140,7 @@ def exit_now(code: int) -> NoReturn:
 def run() -> NoReturn:
     """The ``cxr-studio`` entry point: the window (then a fast exit), or a ``cxr`` subcommand."""
     argv = sys.argv[1:]
-    if argv and argv[0] in CLI_COMMANDS and not Path(argv[0]).exists():
+    if is_cli(argv):
         sys.exit(main(argv))  # a command-line run ends the ordinary way
     exit_now(main(argv))
 
