@@ -24,6 +24,7 @@ CHOICE_TEXT: dict[str, dict[str, str]] = {
                       "xrv": "TorchXRayVision"},
     "resize": {"squash": "squash to a square", "letterbox": "letterbox (keep aspect)", "center_crop": "centre crop"},
     "voi": {"default": "the file's window", "auto": "automatic window", "none": "full range"},
+    "equalize": {"none": "none", "histogram": "histogram equalisation"},
     "optimizer": {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD with momentum"},
     "scheduler": {"cosine": "cosine", "step": "step", "plateau": "on plateau", "none": "constant"},
     "monitor": {"auto": "automatic (validation loss)", "val_loss": "validation loss",
@@ -38,6 +39,7 @@ DEVICES = ("auto", "cpu", "cuda")
 def choice_lists() -> dict[str, list[tuple[str, str]]]:
     """Every combo box of the page, built from the config's choice constants."""
     values = {"normalisation": cfg.NORMALISATIONS, "resize": cfg.RESIZE_MODES, "voi": cfg.VOI_MODES,
+              "equalize": cfg.EQUALIZE_MODES,
               "optimizer": cfg.OPTIMIZERS, "scheduler": cfg.SCHEDULERS, "monitor": cfg.MONITORS,
               "imbalance": cfg.IMBALANCE_MODES, "device": DEVICES}  # fmt: skip
     return {key: choices(v, CHOICE_TEXT.get(key, {})) for key, v in values.items()}

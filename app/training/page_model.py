@@ -77,6 +77,7 @@ class ModelPage(QWizardPage):
         self.normalisation = combo(lists["normalisation"], c.normalisation)
         self.resize_mode = combo(lists["resize"], c.resize)
         self.voi = combo(lists["voi"], c.voi)
+        self.equalize = combo(lists["equalize"], c.equalize)
         self.aug_enabled = QCheckBox("Augment training images")
         self.aug_enabled.setChecked(a.enabled)
         self.rotation = dspin(0, 45, a.rotation, 1, 1, "°")
@@ -112,6 +113,7 @@ class ModelPage(QWizardPage):
         f.addRow("Normalisation", self.normalisation)
         f.addRow("Resize", self.resize_mode)
         f.addRow("Windowing", self.voi)
+        f.addRow("Equalisation", self.equalize)
         f.addRow("", self.aug_enabled)
         f.addRow("Geometry", amp)
         f.addRow("Intensity", photo)
@@ -224,6 +226,7 @@ class ModelPage(QWizardPage):
         config.normalisation = self.normalisation.currentData()
         config.resize = str(self.resize_mode.currentData())
         config.voi = str(self.voi.currentData())
+        config.equalize = str(self.equalize.currentData())
         config.augment = AugmentConfig(
             enabled=self.aug_enabled.isChecked(), rotation=self.rotation.value(), translate=self.translate.value(),
             scale=self.scale.value(), shear=self.shear.value(), brightness=self.brightness.value(),

@@ -254,6 +254,35 @@ def _resize(t: torch.Tensor, rows: int, cols: int, mode: str) -> torch.Tensor:
     return F.interpolate(t, size=(rows, cols), mode="bilinear", align_corners=False, antialias=True)
 
 
+def equalize_histogram(t: torch.Tensor, bins: int = 256) -> torch.Tensor:
+    """skimage.exposure.equalize_hist per channel of an NxCxHxW tensor in [0, 1].
+
+    Each channel's values go through its own cumulative histogram (``bins`` bins between the
+    channel's minimum and maximum, evaluated by linear interpolation between the bin centres), so
+    the output's grey levels are spread evenly over [0, 1] whatever the exposure. A constant
+    channel is returned unchanged.
+    """
+    out = torch.empty_like(t)
+    flat = t.reshape(-1, *t.shape[-2:])
+    res = out.reshape(-1, *t.shape[-2:])
+    for i, ch in enumerate(flat):
+        lo, hi = float(ch.min()), float(ch.max())
+        if not hi > lo:
+            res[i] = ch
+            continue
+        c = ch.to(torch.float64)
+        hist = torch.histc(c, bins=bins, min=lo, max=hi)
+        cdf = torch.cumsum(hist, 0) / hist.sum()
+        width = (hi - lo) / bins
+        centres = lo + width * (torch.arange(bins, dtype=torch.float64) + 0.5)
+        # np.interp(x, centres, cdf): clamp outside, linear between neighbouring centres
+        pos = ((c - centres[0]) / width).clamp(0.0, bins - 1.0)
+        k = pos.floor().long().clamp(max=bins - 2)
+        frac = pos - k
+        res[i] = (cdf[k] * (1.0 - frac) + cdf[k + 1] * frac).to(t.dtype)
+    return out
+
+
 def geometry_for(rows: int, cols: int, size: int, mode: str = "squash") -> InputGeometry:
     """The geometry of resizing a ``rows x cols`` image into a ``size x size`` input."""
     if rows < 1 or cols < 1:
@@ -294,6 +323,8 @@ def derive(image: XRayImage, frame: int, manifest: Any) -> tuple[np.ndarray, Inp
         None, :, g.crop_top : g.crop_top + g.crop_rows, g.crop_left : g.crop_left + g.crop_cols
     ]
     content = _resize(t, g.content_rows, g.content_cols, spec.derivation.interpolation)
+    if spec.derivation.equalize == "histogram":
+        content = equalize_histogram(content.clamp(0.0, 1.0))
     if (g.content_rows, g.content_cols) != (g.input_rows, g.input_cols):
         top, bottom, left, right = g.padding
         content = F.pad(content, (left, right, top, bottom), value=0.0)
@@ -317,6 +348,7 @@ __all__ = [
     "InputGeometry",
     "InputSpec",
     "derive",
+    "equalize_histogram",
     "geometry_for",
     "normalise",
     "prepare",

@@ -37,10 +37,12 @@ ResizeMode = Literal["squash", "letterbox", "center_crop"]
 VoiMode = Literal["default", "auto", "none"]
 PixelSource = Literal["display", "xrv"]
 Interpolation = Literal["bilinear", "area", "nearest", "xrv"]
+Equalize = Literal["none", "histogram"]
 RESIZE_MODES: tuple[str, ...] = get_args(ResizeMode)
 VOI_MODES: tuple[str, ...] = get_args(VoiMode)
 PIXEL_SOURCES: tuple[str, ...] = get_args(PixelSource)
 INTERPOLATIONS: tuple[str, ...] = get_args(Interpolation)
+EQUALIZE_MODES: tuple[str, ...] = get_args(Equalize)
 Normalisation = dict[str, list[float]] | str
 
 IMAGENET_NORMALISATION: dict[str, list[float]] = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -79,6 +81,10 @@ class InputDerivation:
     #: XRayResizer calls it (Gaussian anti-aliasing, sigma = (factor - 1) / 2, zero padding in xrv's
     #: [-1024, 1024] range, then linear interpolation)
     interpolation: Interpolation = "bilinear"
+    #: after resizing: "histogram" maps each channel of the resized content through its own
+    #: cumulative histogram (skimage.exposure.equalize_hist, 256 bins), so exposure and contrast
+    #: differences between sites and devices do not reach the network; "none" leaves the grey levels
+    equalize: Equalize = "none"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputDerivation:
@@ -181,6 +187,8 @@ class ModelManifest:
             raise bad(f"unknown pixel source '{d.pixels}'")
         if d.interpolation not in INTERPOLATIONS:
             raise bad(f"unknown interpolation '{d.interpolation}'")
+        if d.equalize not in EQUALIZE_MODES:
+            raise bad(f"unknown equalisation '{d.equalize}'")
         for label, value in (self.thresholds or {}).items():
             if label not in self.labels:
                 raise bad(f"threshold for unknown label '{label}'")

@@ -75,16 +75,16 @@ def make_manifest(config: TrainConfig, labels: list[str], task: str, name: str) 
             else spec.default_normalisation,
             channels,
         )
-        derivation = InputDerivation(voi=config.voi, resize=config.resize)  # type: ignore[arg-type]
+        derivation = InputDerivation(voi=config.voi, resize=config.resize, equalize=config.equalize)  # type: ignore[arg-type]
         if config.weights == "xrv":
             # TorchXRayVision's released weights expect exactly xrv's input (its pixel scaling,
             # centre crop and resizer): the model is trained on what it will be given later.
             derivation = InputDerivation.xrv()
         size = config.image_size or spec.default_input_size
     if (base is None and config.weights != "xrv") or (
-        base is not None and (config.resize != "squash" or config.voi != "default")
+        base is not None and (config.resize != "squash" or config.voi != "default" or config.equalize != "none")
     ):
-        derivation = replace(derivation, voi=config.voi, resize=config.resize)  # type: ignore[arg-type]
+        derivation = replace(derivation, voi=config.voi, resize=config.resize, equalize=config.equalize)  # type: ignore[arg-type]
     manifest = ModelManifest(
         name=name, architecture=spec.name, labels=list(labels), task=task,  # type: ignore[arg-type]
         input_size=int(size), channels=int(channels), normalisation=normalisation, input_derivation=derivation,

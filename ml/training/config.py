@@ -26,11 +26,11 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ml.errors import CxrError
-from ml.models.manifest import RESIZE_MODES, VOI_MODES, ResizeMode, VoiMode
+from ml.models.manifest import EQUALIZE_MODES, RESIZE_MODES, VOI_MODES, Equalize, ResizeMode, VoiMode
 
 __all__ = [
     "CHEXPERT_POLICIES", "IMBALANCE_MODES", "MONITORS", "NORMALISATIONS", "OPTIMIZERS", "PATIENT_ID_MODES",
-    "PRESETS", "PRESET_CHOICES", "RESIZE_MODES", "SCHEDULERS", "SIIM_TASKS", "VOI_MODES", "WEIGHTS_CHOICES",
+    "EQUALIZE_MODES", "PRESETS", "PRESET_CHOICES", "RESIZE_MODES", "SCHEDULERS", "SIIM_TASKS", "VOI_MODES", "WEIGHTS_CHOICES",
     "AugmentConfig", "ConfigError", "DataConfig", "SplitConfig", "TrainConfig", "architecture_choices",
     "parse_ratios",
 ]  # fmt: skip
@@ -236,6 +236,9 @@ class TrainConfig(_Section):
     normalisation: NormalisationKind | dict[Literal["mean", "std"], list[float]] = "auto"
     resize: ResizeMode = "squash"
     voi: VoiMode = "default"
+    #: "histogram": equalise each input's histogram after resizing (stored in the model, applied at
+    #: inference too); "none": the windowed grey levels as they are
+    equalize: Equalize = "none"
     freeze_backbone_epochs: int = Field(0, ge=0)
     head_only: bool = False
     precise_bn_batches: int = Field(50, ge=0)  # recompute BatchNorm statistics after each epoch (0 = off)
