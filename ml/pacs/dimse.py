@@ -179,7 +179,7 @@ def get_study(node: Node, calling_aet: str, study_uid: str, sink: Callable[[byte
 
 
 def move_study(node: Node, calling_aet: str, study_uid: str, destination_aet: str,
-               cancel: CancelToken | None = None) -> int:
+               cancel: CancelToken | None = None, progress: ProgressCallback | None = None) -> int:
     """C-MOVE a study to ``destination_aet`` (known to the PACS, e.g. our :class:`StoreReceiver`);
     how many instances the PACS says it sent."""
     model = sc.StudyRootQueryRetrieveInformationModelMove
@@ -197,6 +197,9 @@ def move_study(node: Node, calling_aet: str, study_uid: str, destination_aet: st
                 raise _lost(assoc, node, "move")
             code = int(status.Status)
             completed = int(getattr(status, "NumberOfCompletedSuboperations", completed) or completed)
+            if code in (0xFF00, 0xFF01):
+                remaining = int(getattr(status, "NumberOfRemainingSuboperations", 0) or 0)
+                report(progress, completed, completed + remaining, f"{completed} instance(s) received")
     if code == 0xA801:
         raise PacsError(f"The PACS node {node.address} does not know the destination AE title '{destination_aet}'.")
     if code not in (0x0000, 0xB000) and not completed:

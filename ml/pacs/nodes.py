@@ -86,6 +86,95 @@ def _check_aet(aet: str) -> None:
         raise PacsError(f"'{aet}' is not a valid AE title (1 to 16 printable characters, no backslash).")
 
 
+check_ae_title = _check_aet
+AUTH_KINDS = ("none", "basic", "bearer")
+
+
+def node_problems(node: Node) -> list[str]:
+    """What is wrong with a node's settings, one readable line each (empty: it can be saved)."""
+    problems = []
+    if not node.name.strip():
+        problems.append("Give the node a name.")
+    if not node.has_dimse and not node.has_dicomweb and not (node.host or node.port or node.ae_title):
+        problems.append("Give a DICOM address (AE title, host, port) or a DICOMweb URL, or both.")
+    if node.host or node.port or node.ae_title:
+        if not node.ae_title:
+            problems.append("The DICOM address needs the node's AE title.")
+        else:
+            try:
+                _check_aet(node.ae_title)
+            except PacsError as exc:
+                problems.append(str(exc))
+        if not node.host.strip() or any(c.isspace() for c in node.host.strip()):
+            problems.append("The DICOM address needs a host name or IP address (no spaces).")
+        if not 1 <= int(node.port or 0) <= 65535:
+            problems.append("The DICOM port must be a number from 1 to 65535.")
+    if node.tls and not node.has_dimse:
+        problems.append("TLS applies to the DICOM address: give host and port too.")
+    if node.tls_ca_file and not Path(node.tls_ca_file).expanduser().is_file():
+        problems.append(f"The CA file {node.tls_ca_file} does not exist.")
+    if node.dicomweb_url:
+        parts = urlsplit(node.dicomweb_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append("The DICOMweb URL must look like http(s)://host[:port]/dicom-web.")
+        elif "@" in parts.netloc:
+            problems.append("Put the user name and password in the authentication fields, not in the URL.")
+    if node.auth not in AUTH_KINDS:
+        problems.append(f"Authentication must be none, basic or bearer (not '{node.auth}').")
+    elif node.auth != "none" and not node.dicomweb_url:
+        problems.append("Authentication applies to the DICOMweb URL: give the URL too.")
+    elif node.auth == "basic" and not (node.username and node.password):
+        problems.append("Basic authentication needs a user name and a password.")
+    elif node.auth == "bearer" and not node.password:
+        problems.append("Bearer authentication needs a token.")
+    return problems
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    """The app's own C-STORE SCP: off by default; when on, it listens on ``port`` as ``ae_title``."""
+
+    enabled: bool = False
+    port: int = 11112
+    ae_title: str = DEFAULT_AET
+
+    def problems(self) -> list[str]:
+        out = []
+        try:
+            _check_aet(self.ae_title)
+        except PacsError as exc:
+            out.append(f"Receiver: {exc}")
+        if not 1 <= int(self.port) <= 65535:
+            out.append("Receiver: the listening port must be a number from 1 to 65535.")
+        return out
+
+
+def receiver_file() -> Path:
+    return user_data_dir() / "pacs" / "receiver.json"
+
+
+def load_receiver(path: Path | None = None) -> ReceiverSettings:
+    path = path or receiver_file()
+    if not path.exists():
+        return ReceiverSettings()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        settings = ReceiverSettings(enabled=bool(raw.get("enabled", False)), port=int(raw.get("port", 11112)),
+                                    ae_title=str(raw.get("ae_title", DEFAULT_AET)))
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise PacsError(f"The receiver settings {path} cannot be read ({type(exc).__name__}).") from None
+    return settings
+
+
+def save_receiver(settings: ReceiverSettings, path: Path | None = None) -> Path:
+    from ml.fileio import atomic_path
+
+    path = path or receiver_file()
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(asdict(settings), indent=2), encoding="utf-8")
+    return path
+
+
 def nodes_file() -> Path:
     return user_data_dir() / "pacs" / "nodes.json"
 

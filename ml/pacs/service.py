@@ -16,6 +16,7 @@ from pydicom import Dataset
 
 from ml.pacs import dimse, web
 from ml.pacs.nodes import DEFAULT_AET, Node, PacsError, retrieve_cache
+from ml.pacs.receiver import StoreReceiver
 from ml.progress import CancelToken, ProgressCallback
 
 _UID_CHARS = set("0123456789.")
@@ -130,11 +131,29 @@ def find(node: Node, query: Query, calling_aet: str = DEFAULT_AET) -> list[Match
     return sorted(matches, key=lambda m: (m.study_date, m.study_uid, m.series_number))
 
 
+# retrieve protocols: what ``retrieve(protocol=...)`` accepts, with the label the GUI shows
+METHOD_LABELS = {"dimse": "C-GET", "move": "C-MOVE to our receiver", "dicomweb": "WADO-RS"}
+
+
+def retrieve_methods(node: Node, receiver_running: bool = False) -> list[str]:
+    """The retrieve protocols a node offers (best first): C-GET, C-MOVE (when our C-STORE receiver
+    runs, as the move's destination), WADO-RS."""
+    methods = ["dimse"] if node.has_dimse else []
+    if node.has_dimse and receiver_running:
+        methods.append("move")
+    if node.has_dicomweb:
+        methods.append("dicomweb")
+    return methods
+
+
 def retrieve(node: Node, study_uid: str, dest_root: Path | None = None, calling_aet: str = DEFAULT_AET,
              progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
-             protocol: str = "auto") -> Path:
-    """C-GET (DIMSE) or WADO-RS (DICOMweb) a study into ``dest_root/<study_uid>/``; that folder."""
+             protocol: str = "auto", receiver: StoreReceiver | None = None) -> Path:
+    """C-GET (DIMSE), C-MOVE to ``receiver`` (our running C-STORE SCP, ``protocol="move"``) or WADO-RS
+    (DICOMweb) a study into ``dest_root/<study_uid>/``; that folder."""
     check_uid(study_uid)
+    if protocol == "move" and (receiver is None or not receiver.running):
+        raise PacsError("A C-MOVE needs our C-STORE receiver running (turn it on in the PACS settings).")
     root = Path(dest_root) if dest_root is not None else retrieve_cache()
     final = root / study_uid
     try:
@@ -149,7 +168,15 @@ def retrieve(node: Node, study_uid: str, dest_root: Path | None = None, calling_
 
     use_dimse = node.has_dimse if protocol == "auto" else protocol == "dimse"
     try:
-        if use_dimse:
+        if protocol == "move":
+            assert receiver is not None
+            with receiver.capture(study_uid, staging):
+                count = dimse.move_study(node, calling_aet, study_uid, receiver.ae_title, cancel, progress)
+            if cancel is not None:
+                cancel.check()
+            if not count or not any(staging.iterdir()):
+                raise PacsError(f"The PACS node {node.address} moved nothing of study {study_uid}.")
+        elif use_dimse:
             dimse.get_study(node, calling_aet, study_uid, sink, progress, cancel)
         else:
             web.get_study(node, study_uid, sink, progress, cancel)
