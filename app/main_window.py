@@ -81,6 +81,9 @@ class MainWindow(FileDropMixin, QMainWindow):
         from app.training import install as install_training
 
         install_training(self)
+        from app.viewer.dicom_menu import install as install_dicom_objects
+
+        install_dicom_objects(self)  # File > Save measurements as DICOM SR / Secondary Capture; SR/PM re-open
         self.resize(1500, 950)
         self.settings.restore_window(self)
 

@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtGui, QtWidgets
 
@@ -37,6 +38,25 @@ class ExportMixin:
         finally:
             for h, was in zip(hidden, visible, strict=True):
                 h.setVisible(was)
+
+    def burned_in(self) -> np.ndarray:
+        """The current frame at full resolution as displayed (window, inversion), with the visible
+        image-sized overlay layers (heatmaps) blended in: rows x cols x 3 uint8."""
+        from ml.imaging.overlay import blend_rgba
+
+        pipe = getattr(self, "_pipeline", None)
+        if self._image is None or pipe is None:
+            raise ImagingError("There is no image to capture.")
+        rows, cols = self._image.shape
+        base = np.asarray(pipe.rendered(0, 0, cols, rows, getattr(self, "_lut", None)))
+        base = np.ascontiguousarray(base[..., :3] if base.ndim == 3 else np.repeat(base[..., None], 3, axis=2),
+                                    dtype=np.uint8)
+        for item in self._overlays.values():
+            picture = getattr(item, "image", None)
+            if isinstance(item, pg.ImageItem) and item.isVisible() and picture is not None \
+                    and picture.shape[:2] == (rows, cols) and picture.ndim == 3 and picture.shape[2] == 4:
+                base = blend_rgba(base, np.asarray(picture, np.uint8), item.opacity())
+        return base
 
     def export_png(self, path: str | os.PathLike[str], with_overlays: bool = True) -> None:
         """Write the current view to ``path`` as PNG, atomically (temporary file, then rename)."""

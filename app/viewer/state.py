@@ -79,6 +79,11 @@ class MeasurementStore:
             self._store[self.key] = list(measurements)
             self._events.measurements(self.key)
 
+    def add(self, key: str, measurements: list[Measurement]) -> None:
+        """Remember more measurements for ``key`` (e.g. read back from a DICOM SR)."""
+        self._store.setdefault(key, []).extend(measurements)
+        self._events.measurements(key)
+
     def remembered(self, key: str) -> list[Measurement]:
         return list(self._store.get(key, []))
 

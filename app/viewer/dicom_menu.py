@@ -1,0 +1,160 @@
+"""File > Save measurements as DICOM SR / Save view as DICOM Secondary Capture, and our DICOM
+objects shown back over their image (the Qt side of :mod:`app.viewer.dicom_objects`).
+
+:func:`install` wires a main window (viewer, indexer, close-all action, File menu): every SR or
+Parametric Map that is opened, dropped or retrieved goes to the presenter, which puts it on its
+image. The Parametric Map is drawn as a heatmap layer by the shared colouring rule of
+``ml.imaging.overlay`` (the analysis panel's heatmap uses the same rule; app.viewer does not import
+app.analysis).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6 import QtGui, QtWidgets
+
+from app.browser.rules import OVERLAY_CLASSES
+from app.viewer.dicom_objects import DicomObjectsPresenter
+from app.viewer.legend import Legend
+from ml.errors import CxrError
+from ml.imaging.overlay import heatmap_rgba
+
+MAP_LAYER = "Parametric map"
+MAP_OPACITY, MAP_THRESHOLD, MAP_COLOURS = 0.45, 0.2, "inferno"  # the analysis heatmap's defaults
+
+
+class MapLayer:
+    """A Parametric Map over the image: one row-major ImageItem in image pixel coordinates."""
+
+    def __init__(self, viewer: Any) -> None:
+        self.viewer = viewer
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.item.setObjectName("parametricMapItem")
+        self.overlay: Any = None
+
+    def show(self, overlay: Any) -> None:
+        self.overlay = overlay
+        if overlay is None:
+            self.viewer.remove_overlay_layer(MAP_LAYER)
+            self.viewer.set_legend(None)
+            return
+        lut = pg.colormap.get(MAP_COLOURS).getLookupTable(0.0, 1.0, 256, alpha=True)
+        rgba = heatmap_rgba(overlay.values, lut, MAP_THRESHOLD)
+        self.item.setImage(rgba, autoLevels=False, levels=(0, 255))
+        self.item.setRect(0, 0, rgba.shape[1], rgba.shape[0])  # one map value per image pixel
+        self.item.setOpacity(MAP_OPACITY)
+        self.item.setVisible(True)
+        self.viewer.add_overlay_layer(self.item, MAP_LAYER)
+        ramp = lut[:, :3].astype("uint8")
+        self.viewer.set_legend(Legend(ramp, low="weak", high="strongest", title=f"{overlay.method} (DICOM)"))
+
+
+class DicomObjectsController:
+    """The presenter's view for one main window's viewer, and the two File menu actions."""
+
+    def __init__(self, window: Any) -> None:
+        self.window = window
+        self.viewer = window.viewer
+        self.map_layer = MapLayer(self.viewer)
+        self.presenter = DicomObjectsPresenter(self.viewer.state, self)
+        self.save_sr_action = QtGui.QAction("Save measurements as DICOM &SR…", self.viewer)
+        self.save_sr_action.setObjectName("save_measurements_sr")
+        self.save_sr_action.setStatusTip("The image's distance, angle and ROI measurements as a DICOM "
+                                         "structured report in its study (not for diagnostic use)")
+        self.save_sr_action.triggered.connect(self.save_measurements_dialog)
+        self.save_sc_action = QtGui.QAction("Save view as DICOM Secondary &Capture…", self.viewer)
+        self.save_sc_action.setObjectName("save_secondary_capture")
+        self.save_sc_action.setStatusTip("The image as displayed with its heatmap burned in, as a new "
+                                         "series of its study (not for diagnostic use)")
+        self.save_sc_action.triggered.connect(self.save_capture_dialog)
+        indexer = getattr(window, "indexer", None)
+        if indexer is not None:
+            indexer.batch.connect(lambda _rid, entries: self.entries_added(entries))
+            indexer.finished.connect(lambda _rid, index: self.entries_added(list(index.instances())))
+        close_all = getattr(window, "close_all_action", None)
+        if close_all is not None:
+            close_all.triggered.connect(self.presenter.forget)
+
+    # ------------------------------------------------------------------ presenter's view
+    def show_map(self, overlay: object | None) -> None:
+        self.map_layer.show(overlay)
+
+    def reload_measurements(self) -> None:
+        self.viewer.measurement_layer().switch(self.viewer.state.key)
+
+    def status(self, text: str) -> None:
+        bar = getattr(self.window, "statusBar", None)
+        if callable(bar):
+            bar().showMessage(text, 10000)
+
+    # ------------------------------------------------------------------ intent
+    def entries_added(self, entries: list) -> None:
+        paths = [e.path for e in entries if e.meta.sop_class_uid in OVERLAY_CLASSES]
+        if paths:
+            self.presenter.open_paths(paths)
+
+    def _ask_path(self, title: str, suffix: str) -> str:
+        image = self.viewer.image()
+        stem = Path(str(image.meta.path or "image")).stem if image is not None else "image"
+        start = getattr(getattr(self.window, "prefs", None), "last_directory", "") or str(Path.home())
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self.window, title, str(Path(start) / f"{stem}_{suffix}.dcm"), "DICOM files (*.dcm)")
+        return path
+
+    def save_measurements_dialog(self) -> None:
+        if not self.presenter.can_save_measurements():
+            self.status("There are no measurements on this image to save.")
+            return
+        path = self._ask_path("Save measurements as DICOM SR", "measurements")
+        if path:
+            self.save_measurements(path)
+
+    def save_measurements(self, path: str) -> Path | None:
+        try:
+            written = self.presenter.save_measurements(path)
+        except CxrError as exc:
+            self.status(f"Could not save the measurements: {exc}")
+            return None
+        except OSError as exc:
+            self.status(f"Could not write {Path(path).name}: {exc.strerror or exc}")
+            return None
+        self.status(f"Measurements saved as a DICOM SR: {written.name} (not for diagnostic use)")
+        return written
+
+    def save_capture_dialog(self) -> None:
+        if self.viewer.image() is None:
+            return
+        path = self._ask_path("Save view as DICOM Secondary Capture", "capture")
+        if path:
+            self.save_capture(path)
+
+    def save_capture(self, path: str) -> Path | None:
+        try:
+            written = self.presenter.save_capture(path, self.viewer.burned_in())
+        except CxrError as exc:
+            self.status(f"Could not save the secondary capture: {exc}")
+            return None
+        except OSError as exc:
+            self.status(f"Could not write {Path(path).name}: {exc.strerror or exc}")
+            return None
+        self.status(f"View saved as a DICOM Secondary Capture: {written.name} (not for diagnostic use)")
+        return written
+
+
+def install(window: Any) -> DicomObjectsController:
+    """Wire ``window`` (a main window) and put the two actions in its File menu after the PNG exports."""
+    controller = DicomObjectsController(window)
+    anchor = getattr(window, "export_plain_action", None)
+    menus = [m for m in (anchor.associatedObjects() if anchor is not None else []) if isinstance(m, QtWidgets.QMenu)]
+    if menus:
+        menu, actions = menus[0], menus[0].actions()
+        after = actions.index(anchor) + 1
+        before = actions[after] if after < len(actions) else None
+        menu.insertActions(before, [controller.save_sr_action, controller.save_sc_action])
+    if hasattr(window, "file_actions"):
+        window.file_actions += [controller.save_sr_action, controller.save_sc_action]
+    window.dicom_objects = controller
+    return controller

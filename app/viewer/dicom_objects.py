@@ -1,0 +1,168 @@
+"""Our DICOM objects and the viewer (Qt-free presenter): measurements saved as a TID 1500 SR and
+shown again on their image; our Parametric Map shown back as the heatmap over its image; the view
+burned into a Secondary Capture.
+
+Objects that arrive (opened, dropped, retrieved) are read with :mod:`ml.dicom_out.readback` and
+kept by the SOP Instance UID of the image they belong to. Whenever that image is shown, its SR
+measurements join the image's measurements (once per SR) and its map is the overlay. The view::
+
+    view.show_map(overlay | None)   the Parametric Map overlay of the image shown (None: none)
+    view.reload_measurements()      the image's remembered measurements changed: draw them again
+    view.status(text)               one line for the status bar
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from app.viewer.measure import Measurement
+from app.viewer.state import DisplayState
+from ml.errors import CxrError
+
+
+class DicomObjectsView(Protocol):
+    def show_map(self, overlay: object | None) -> None: ...
+    def reload_measurements(self) -> None: ...
+    def status(self, text: str) -> None: ...
+
+
+def to_planar(m: Measurement, sop_instance_uid: str = "", frame: int = 0):  # noqa: ANN201 - PlanarMeasurement
+    from ml.dicom_out.measurements import PlanarMeasurement
+
+    unit = "HU" if " HU" in m.value else ""
+    return PlanarMeasurement(m.kind, [tuple(map(float, p)) for p in m.points], dict(m.numbers), unit,
+                             sop_instance_uid, frame)
+
+
+def from_planar(p) -> Measurement:  # noqa: ANN001 - PlanarMeasurement
+    """A viewer measurement at the same points (its value is recomputed on the image it is shown on)."""
+    return Measurement(p.kind, [(float(x), float(y)) for x, y in p.points])
+
+
+class DicomObjectsPresenter:
+    def __init__(self, state: DisplayState, view: DicomObjectsView) -> None:
+        self.state = state
+        self.view = view
+        self._measurements: dict[str, list[tuple[str, object]]] = {}  # image UID -> [(SR path, PlanarMeasurement)]
+        self._maps: dict[str, object] = {}  # image UID -> MapOverlay
+        self._seen: set[str] = set()
+        self._applied: set[tuple[str, str]] = set()  # (image key, SR path) already shown
+        self.shown_map: object | None = None
+        state.events.image.connect(lambda _event: self.image_shown())
+
+    # ------------------------------------------------------------------ objects coming in
+    def open_paths(self, paths: list[str]) -> int:
+        """Read the SRs and Parametric Maps among ``paths`` (others are ignored); how many were ours."""
+        from ml.dicom_out.readback import read_object
+
+        found, problems = 0, []
+        for path in paths:
+            if path in self._seen:
+                continue
+            self._seen.add(path)
+            try:
+                obj = read_object(path)
+            except CxrError as exc:
+                problems.append(str(exc))
+                continue
+            if obj is None:
+                continue
+            found += 1
+            kind, value = obj
+            if kind == "measurements":
+                for m in value:  # type: ignore[attr-defined]
+                    self._measurements.setdefault(m.sop_instance_uid, []).append((path, m))
+            else:
+                self._maps[value.sop_instance_uid] = value  # type: ignore[attr-defined]
+        if problems:
+            self.view.status(problems[0])
+        if found:
+            self.image_shown()
+            if self.shown_map is None and not self._pending_here():
+                self.view.status(f"{found} DICOM result object(s) opened: they appear on their image when it is shown")
+        return found
+
+    def _pending_here(self) -> bool:
+        uid = self._image_uid()
+        return bool(uid) and uid in self._measurements
+
+    def _image_uid(self) -> str:
+        image = self.state.image
+        return str(image.meta.sop_instance_uid or "") if image is not None else ""
+
+    def image_shown(self) -> None:
+        """The viewer shows a new image (or none): add its SR measurements, show its map."""
+        image, key, uid = self.state.image, self.state.key, self._image_uid()
+        if image is None or key is None:
+            self._show_map(None)
+            return
+        fresh: list[Measurement] = []
+        for path, m in self._measurements.get(uid, []):
+            if (key, path) not in self._applied:
+                fresh.append(from_planar(m))
+        for path, _m in self._measurements.get(uid, []):
+            self._applied.add((key, path))
+        if fresh:
+            self.state.measurements.add(key, fresh)
+            self.view.reload_measurements()
+            self.view.status(f"{len(fresh)} measurement(s) from a DICOM SR shown on this image")
+        overlay = self._maps.get(uid)
+        fits = overlay is not None and tuple(overlay.values.shape) == tuple(image.shape)  # type: ignore[attr-defined]
+        self._show_map(overlay if fits else None)
+
+    def _show_map(self, overlay: object | None) -> None:
+        if overlay is not self.shown_map:
+            self.shown_map = overlay
+            self.view.show_map(overlay)
+
+    def forget(self) -> None:
+        """Every study closed."""
+        self._measurements.clear()
+        self._maps.clear()
+        self._seen.clear()
+        self._applied.clear()
+        self._show_map(None)
+
+    # ------------------------------------------------------------------ saving
+    def _source(self):  # noqa: ANN202 - pydicom Dataset
+        image = self.state.image
+        dataset = getattr(image, "dataset", None) if image is not None else None
+        if dataset is None or "SOPInstanceUID" not in dataset or "StudyInstanceUID" not in dataset:
+            raise CxrError("Only a DICOM image's results can be saved as DICOM (this image has no study to "
+                           "add them to).")
+        return dataset
+
+    def can_save_measurements(self) -> bool:
+        key = self.state.key
+        return self.state.image is not None and key is not None and bool(self.state.measurements.remembered(key))
+
+    def save_measurements(self, path: str | Path) -> Path:
+        """The current image's measurements as a DICOM SR at ``path`` (".dcm" added)."""
+        from ml.dicom_out.measurements import measurement_sr
+        from ml.dicom_out.results import write
+
+        source = self._source()
+        key = self.state.key
+        ours = self.state.measurements.remembered(key) if key is not None else []
+        if not ours:
+            raise CxrError("There are no measurements on this image to save.")
+        uid = str(source.SOPInstanceUID)
+        sr = measurement_sr(source, [to_planar(m, uid, self.state.frame) for m in ours])
+        target = Path(path)
+        written = write(sr, target.parent, target.name[:-4] if target.name.lower().endswith(".dcm") else target.name)
+        self._seen.add(str(written))  # re-opening it must not double the measurements shown
+        for planar in [to_planar(m, uid) for m in ours]:
+            self._measurements.setdefault(uid, []).append((str(written), planar))
+        self._applied.add((key, str(written)))  # type: ignore[arg-type]
+        return written
+
+    def save_capture(self, path: str | Path, rgb) -> Path:  # noqa: ANN001 - H x W x 3 uint8
+        """``rgb`` (the image as displayed, overlays burned in) as a Secondary Capture at ``path``."""
+        from ml.dicom_out.capture import secondary_capture
+        from ml.dicom_out.results import write
+
+        source = self._source()
+        target = Path(path)
+        sc = secondary_capture(source, rgb, self.state.frame)
+        return write(sc, target.parent, target.name[:-4] if target.name.lower().endswith(".dcm") else target.name)
