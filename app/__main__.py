@@ -91,14 +91,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parse_args(argv)  # prints the help and exits, without needing a display
     app, remaining = create_application(argv)
     args = parse_args(remaining)
-    configure_logging(args.verbose)
+    handlers = configure_logging(args.verbose)
 
     import warnings
 
-    import pydicom  # noqa: F401 - its import sets the "pydicom" logger's level; override after it
+    from ml.imaging.pydicom_logs import quiet_pydicom
 
     # pydicom logs every non-conformant value, which can include patient names: keep them out
-    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    # (a filter on our handlers: pydicom itself is imported with the first file, after the window)
+    quiet_pydicom(logging.ERROR, handlers)
     warnings.filterwarnings("ignore", module="pydicom")
 
     from app.dialogs import install_exception_hook

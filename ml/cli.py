@@ -124,10 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if not args.verbose:  # pydicom warns about every non-conformant value; one line per error is ours
-        warnings.filterwarnings("ignore", category=UserWarning)
-        import pydicom  # noqa: F401 - its import sets the "pydicom" logger's level; override after it
+        from ml.imaging.pydicom_logs import quiet_pydicom
 
-        logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+        warnings.filterwarnings("ignore", category=UserWarning)
+        quiet_pydicom(logging.CRITICAL)  # without importing pydicom: `cxr models list` needs none
     try:
         return int(args.func(args) or 0)
     except CxrError as exc:

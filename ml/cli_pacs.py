@@ -14,11 +14,13 @@ from pathlib import Path
 
 from ml.cli import subcommand
 
+# ml.pacs.DEFAULT_AET (tests/test_backend_imports.py checks they agree): importing ml.pacs to
+# register the subcommand would import pydicom and pynetdicom for every `cxr` command.
+DEFAULT_AET = "CXRSTUDIO"
+
 
 @subcommand
 def _register(sub: argparse._SubParsersAction) -> None:
-    from ml.pacs.nodes import DEFAULT_AET
-
     p = sub.add_parser("pacs", help="echo, search, retrieve from and send to a PACS node")
     actions = p.add_subparsers(dest="pacs_command", required=True, metavar="ACTION")
 

@@ -7,12 +7,11 @@ the item's elements below it. Pixel data (and other bulk binary data) is shown a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
-from pydicom.uid import UID
+if TYPE_CHECKING:  # the rows are made from a dataset already read; pydicom is not imported first
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
 
 MAX_VALUE_CHARS = 240
 MAX_SEQUENCE_ITEMS = 500
@@ -53,6 +52,9 @@ def _bulk_text(elem: DataElement) -> str:
 
 def format_value(elem: DataElement) -> str:
     """The element's value as one readable line."""
+    from pydicom.multival import MultiValue
+    from pydicom.uid import UID
+
     value: Any = elem.value
     if elem.keyword in BULK_KEYWORDS or (elem.tag.group & 0xFF00 == 0x6000 and elem.tag.element == 0x3000):
         return _bulk_text(elem)

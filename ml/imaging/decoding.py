@@ -19,9 +19,9 @@ import os
 import struct
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydicom.dataset import Dataset
 
 from ml.errors import (
     CorruptImageError,
@@ -32,6 +32,9 @@ from ml.errors import (
 )
 from ml.imaging.header import PixelDataInfo
 from ml.imaging.image import ImageMeta
+
+if TYPE_CHECKING:  # pydicom is imported when a file is decoded, not before the window shows
+    from pydicom.dataset import Dataset
 
 _GIB = 1 << 30
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"

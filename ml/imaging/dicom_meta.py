@@ -7,14 +7,13 @@ Shared by the one header reader (:mod:`ml.imaging.header`) and the full reader
 from __future__ import annotations
 
 import os
-from typing import Any
-
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.uid import UID
+from typing import TYPE_CHECKING, Any
 
 from ml.imaging.functional_groups import frame_item
 from ml.imaging.image import ImageMeta, PixelSpacing
+
+if TYPE_CHECKING:  # a dataset arrives with pydicom imported; this module does not import it first
+    from pydicom.dataset import Dataset
 
 # Transfer syntaxes pydicom 3.0 does not name, and those whose compression loses information.
 _EXTRA_SYNTAX_NAMES = {
@@ -47,8 +46,15 @@ def syntax_name(uid: str) -> str:
         return ""
     if uid in _EXTRA_SYNTAX_NAMES:
         return _EXTRA_SYNTAX_NAMES[uid]
-    name = UID(uid).name
+    name = uid_name(uid)
     return name if name and name != uid else uid
+
+
+def uid_name(uid: str) -> str:
+    """pydicom's name of a UID ("CR Image Storage"); the UID itself when it has none."""
+    from pydicom.uid import UID
+
+    return str(UID(uid).name)
 
 
 def get_value(ds: Dataset, keyword: str, default: Any = None) -> Any:
@@ -65,7 +71,9 @@ def text_of(ds: Dataset, keyword: str) -> str:
     if value is None:
         return ""
     try:
-        if isinstance(value, pydicom.multival.MultiValue):
+        from pydicom.multival import MultiValue
+
+        if isinstance(value, MultiValue):
             return "\\".join(str(v) for v in value)
         return str(value).strip()
     except Exception:  # noqa: BLE001 - undecodable text is treated as absent
@@ -156,7 +164,7 @@ def meta_from_dataset(ds: Dataset, path: str | os.PathLike[str] = "") -> ImageMe
         series_number=int_of(ds, "SeriesNumber"),
         series_description=text_of(ds, "SeriesDescription"),
         sop_class_uid=sop_class,
-        sop_class_name=UID(sop_class).name if sop_class else "",
+        sop_class_name=uid_name(sop_class) if sop_class else "",
         sop_instance_uid=text_of(ds, "SOPInstanceUID"),
         instance_number=int_of(ds, "InstanceNumber"),
         modality=text_of(ds, "Modality"),

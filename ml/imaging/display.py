@@ -9,9 +9,9 @@ The result of :func:`render` is exactly what the viewer shows at 1:1 without ove
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from pydicom.pixels import apply_modality_lut, apply_voi
 
 from ml.imaging.image import VoiLut, Window, XRayImage
 
@@ -28,6 +28,8 @@ def modality_values(image: XRayImage, frame: int = 0) -> np.ndarray:
         return arr
     ds = image.dataset
     if ds is not None and image.modality_lut is not None:
+        from pydicom.pixels import apply_modality_lut  # imported with the first DICOM file read
+
         return apply_modality_lut(arr, ds)
     slope, intercept = image.rescale(frame)
     if slope != 1.0 or intercept != 0.0:
@@ -199,11 +201,18 @@ def render(image: XRayImage, frame: int = 0, voi: Voi | None = None, invert: boo
     return (unit * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
 
 
+def __getattr__(name: str) -> Any:  # pydicom's apply_voi, re-exported without importing pydicom first
+    if name == "apply_voi":
+        from pydicom.pixels import apply_voi
+
+        return apply_voi
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CHEST_PRESETS",
     "ChestPreset",
     "Voi",
-    "apply_voi",
     "auto_window",
     "chest_preset_window",
     "default_voi",

@@ -8,9 +8,10 @@ macro overrides the shared one for its frame.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydicom.dataset import Dataset
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 
 def _first(seq: Any) -> Dataset | None:

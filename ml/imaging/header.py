@@ -14,16 +14,9 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import pydicom
-from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import FileDataset
-from pydicom.errors import InvalidDicomError
-from pydicom.filereader import read_partial
-from pydicom.values import convert_value
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ml import scrub
 from ml.errors import (
@@ -37,27 +30,42 @@ from ml.imaging.dicom_meta import is_non_image, meta_from_dataset
 from ml.imaging.image import ImageMeta
 from ml.imaging.sniff import HEAD_SIZE, has_preamble, kind_of, open_regular
 
+if TYPE_CHECKING:  # pydicom is imported on the first DICOM header, not before the window shows
+    from pydicom.dataset import FileDataset
+
 scrub.install()  # a process that reads DICOM headers scrubs every log record of names and IDs
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # the DICOMDIR SOP class
 DEFLATED_DATASET = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
 # Every header element meta_from_dataset uses; the rest of the header is skipped unparsed.
-HEADER_TAGS: list[int] = [
-    tag
-    for k in (
-        "SOPClassUID", "SOPInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "Modality",
-        "StudyDescription", "SeriesDescription", "PatientName", "PatientID", "PatientBirthDate",
-        "PatientSex", "EstimatedRadiographicMagnificationFactor", "ImagerPixelSpacing",
-        "ViewPosition", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "InstanceNumber",
-        "Laterality", "ImageLaterality", "PatientOrientation", "SamplesPerPixel", "PhotometricInterpretation",
-        "NumberOfFrames", "Rows", "Columns", "PixelSpacing", "NominalScannedPixelSpacing",
-        "BitsAllocated", "BitsStored", "PixelRepresentation", "LossyImageCompression",
-        "LossyImageCompressionMethod", "PresentationLUTShape",
-        "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",  # enhanced: pixel spacing
-    )
-    if (tag := pydicom.datadict.tag_for_keyword(k)) is not None
-]
-_HEADER_KEYWORDS = {tag: pydicom.datadict.keyword_for_tag(tag) for tag in HEADER_TAGS}
+_HEADER_KEYWORD_NAMES = (
+    "SOPClassUID", "SOPInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "Modality",
+    "StudyDescription", "SeriesDescription", "PatientName", "PatientID", "PatientBirthDate",
+    "PatientSex", "EstimatedRadiographicMagnificationFactor", "ImagerPixelSpacing",
+    "ViewPosition", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "InstanceNumber",
+    "Laterality", "ImageLaterality", "PatientOrientation", "SamplesPerPixel", "PhotometricInterpretation",
+    "NumberOfFrames", "Rows", "Columns", "PixelSpacing", "NominalScannedPixelSpacing",
+    "BitsAllocated", "BitsStored", "PixelRepresentation", "LossyImageCompression",
+    "LossyImageCompressionMethod", "PresentationLUTShape",
+    "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",  # enhanced: pixel spacing
+)
+
+
+@cache
+def header_keywords() -> dict[int, str]:
+    """{tag: keyword} of the header elements read (from pydicom's dictionary, on first use)."""
+    from pydicom.datadict import keyword_for_tag, tag_for_keyword
+
+    tags = [t for k in _HEADER_KEYWORD_NAMES if (t := tag_for_keyword(k)) is not None]
+    return {tag: keyword_for_tag(tag) for tag in tags}
+
+
+def __getattr__(name: str) -> Any:  # HEADER_TAGS, computed when first asked for
+    if name == "HEADER_TAGS":
+        return list(header_keywords())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}  # Float, Double Float, Pixel Data
 _FLOAT_TAGS = {0x7FE00008, 0x7FE00009}
 _SEQ_DELIM_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD), length 0
@@ -97,11 +105,15 @@ class _HeaderView:
     per-access Dataset machinery makes header indexing about three times faster."""
 
     def __init__(self, ds: FileDataset) -> None:
+        from pydicom.datadict import dictionary_VR
+        from pydicom.dataelem import RawDataElement
+        from pydicom.values import convert_value
+
         self.file_meta = ds.file_meta
         encodings = ds.original_character_set
         values: dict[str, Any] = {}
         self.short = False  # an element's value ends before its declared length
-        for tag, keyword in _HEADER_KEYWORDS.items():
+        for tag, keyword in header_keywords().items():
             raw = ds.get_item(tag)
             if raw is None:
                 continue
@@ -203,8 +215,11 @@ def read_header_and_pixels(path: str | os.PathLike[str]) -> tuple[ImageMeta, Pix
                 return True
             return False
 
+        from pydicom.errors import InvalidDicomError
+        from pydicom.filereader import read_partial
+
         try:
-            ds = read_partial(fh, stop_when=at_pixels, force=not preamble, specific_tags=HEADER_TAGS)
+            ds = read_partial(fh, stop_when=at_pixels, force=not preamble, specific_tags=list(header_keywords()))
             scrub.register_dataset(ds)  # its names and IDs never reach a log (issue 11 item 3)
             view = _HeaderView(ds)
             meta = meta_from_dataset(view, path)  # type: ignore[arg-type]

@@ -31,7 +31,6 @@ from pathlib import Path, PurePosixPath
 
 from ml.errors import CxrError, NotAnImageError
 from ml.imaging.decoding import is_panic
-from ml.imaging.header import HEADER_TAGS as HEADER_TAGS  # re-exported
 from ml.imaging.header import MEDIA_STORAGE_DIRECTORY, read_header
 from ml.imaging.image import ImageMeta
 from ml.imaging.listing import ArchiveCache, ListedFile, iter_files

@@ -15,11 +15,9 @@ import struct
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pydicom
-from pydicom.dataset import Dataset, FileDataset
-from pydicom.errors import InvalidDicomError
 
 from ml import scrub
 from ml.errors import (
@@ -40,6 +38,9 @@ from ml.imaging.image import ImageMeta, VoiLut, Window, XRayImage
 from ml.imaging.sniff import JPEG_MAGIC as JPEG_MAGIC  # re-exported
 from ml.imaging.sniff import PNG_MAGIC as PNG_MAGIC  # re-exported
 from ml.imaging.sniff import has_preamble, kind_of, open_regular, sniff_kind
+
+if TYPE_CHECKING:  # pydicom is imported when a DICOM file is read, not before the window shows
+    from pydicom.dataset import Dataset, FileDataset
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ def read_dataset(
     preamble = has_preamble(head)
     if kind_of(head) != "dicom":  # the one sniffer decides, as for the header reader
         raise NotDicomError(f"{name} is not a DICOM file.")
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -87,13 +91,15 @@ def read_dataset(
 
 
 def windows_from_dataset(ds: Dataset) -> list[Window]:
+    from pydicom.multival import MultiValue
+
     centers, widths = get_value(ds, "WindowCenter"), get_value(ds, "WindowWidth")
     if centers is None or widths is None:
         return []
-    centers = list(centers) if isinstance(centers, pydicom.multival.MultiValue) else [centers]
-    widths = list(widths) if isinstance(widths, pydicom.multival.MultiValue) else [widths]
+    centers = list(centers) if isinstance(centers, MultiValue) else [centers]
+    widths = list(widths) if isinstance(widths, MultiValue) else [widths]
     expl = get_value(ds, "WindowCenterWidthExplanation", "")
-    expl = list(expl) if isinstance(expl, pydicom.multival.MultiValue) else [expl] * len(centers)
+    expl = list(expl) if isinstance(expl, MultiValue) else [expl] * len(centers)
     function = (text_of(ds, "VOILUTFunction") or "LINEAR").upper()
     out = []
     for i, (c, w) in enumerate(zip(centers, widths, strict=False)):
