@@ -54,6 +54,9 @@ def _register(sub: argparse._SubParsersAction) -> None:
                        help="export DICOM files de-identified (new names, IDs, UIDs; dates shifted)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="DICOM files or folders (recursive)")
     p.add_argument("-o", "--output", required=True, help="folder to write <study>/<series>/<instance>.dcm into")
+    from ml.dicom_out.anonymise import add_cli_arguments  # --dicomdir, --zip (no pydicom at import)
+
+    add_cli_arguments(p)
     p.set_defaults(func=cmd_anonymise)
 
 
@@ -119,9 +122,6 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_anonymise(args: argparse.Namespace) -> int:
-    from ml.dicom_out.anonymise import anonymise
+    from ml.dicom_out.anonymise import run_cli
 
-    written = anonymise(list(args.paths), args.output)
-    studies = {p.parent.parent.name for p in written}
-    print(f"{len(written)} file(s) in {len(studies)} stud(y/ies) anonymised into {args.output}")
-    return 0
+    return run_cli(args)

@@ -240,3 +240,26 @@ class BrowserPresenter:
         for root in self.roots:
             walk(root)
         return out
+
+    # -- anonymised export ---------------------------------------------------------------------
+    def export_files(self, key: str | None) -> list[str]:
+        """The DICOM files under a row (patient, study, series or one instance), in tree order, for
+        "Export anonymised…"; empty when there are none (PNG/JPEG cannot be exported as DICOM)."""
+        row = self._rows.get(key) if key is not None else None
+        if row is None:
+            return []
+        entry = row.entry
+        if isinstance(entry, InstanceEntry):
+            entries = [entry]
+        elif isinstance(entry, SeriesEntry):
+            entries = list(entry.instances)
+        elif isinstance(entry, StudyEntry):
+            entries = [i for s in entry.series for i in s.instances]
+        else:
+            entries = [i for st in entry.studies for s in st.series for i in s.instances]
+        return [e.path for e in entries if e.meta.kind == "dicom"]
+
+    def export_name(self, key: str | None) -> str:
+        """A default name for the export (the level only: never the patient's name or ID)."""
+        level = {"p": "patient", "s": "study", "se": "series", "i": "image"}.get((key or "").split("|")[0], "export")
+        return f"anonymised_{level}"

@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
+    QMenu,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -71,6 +72,7 @@ class BrowserPanel(QWidget):
     """Shows indexed studies; emits ``instanceSelected(InstanceEntry)`` on selection."""
 
     instanceSelected = Signal(object)
+    exportRequested = Signal(list, str)  # the DICOM files of a row and a default name: "Export anonymised…"
 
     def __init__(self, thumbnails: ThumbnailLoader | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -102,6 +104,10 @@ class BrowserPanel(QWidget):
         self.tree.currentItemChanged.connect(self._current_changed)
         self.tree.itemExpanded.connect(lambda item: self.presenter.expanded(item.data(0, KEY_ROLE)))
         self.tree.itemCollapsed.connect(lambda item: self.presenter.collapsed(item.data(0, KEY_ROLE)))
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
+        self._exporter = None  # app.browser.export.AnonymisedExporter, made on first use
+        self.exportRequested.connect(lambda files, name: self.exporter().ask(files, name))
 
     @property
     def index(self) -> StudyIndex:
@@ -194,6 +200,33 @@ class BrowserPanel(QWidget):
         self.tree.setCurrentItem(item)
         self.tree.scrollToItem(item)
         return True
+
+    # -- context menu ------------------------------------------------------------------------------
+    def context_menu_for(self, item: QTreeWidgetItem | None) -> QMenu:
+        """The row's context menu: "Export anonymised…" (disabled without DICOM files under it)."""
+        from app.browser.export import EXPORT_ACTION_TEXT
+
+        menu = QMenu(self)
+        key = item.data(0, KEY_ROLE) if item is not None else None
+        files = self.presenter.export_files(key)
+        action = menu.addAction(EXPORT_ACTION_TEXT)
+        action.setObjectName("browserExportAnonymised")
+        action.setEnabled(bool(files))
+        action.triggered.connect(lambda: self.exportRequested.emit(files, self.presenter.export_name(key)))
+        return menu
+
+    def _context_menu(self, pos) -> None:  # noqa: ANN001 - QPoint
+        item = self.tree.itemAt(pos)
+        if item is not None:
+            self.context_menu_for(item).exec(self.tree.viewport().mapToGlobal(pos))
+
+    def exporter(self):  # noqa: ANN201 - AnonymisedExporter
+        if self._exporter is None:
+            from app.browser.export import AnonymisedExporter
+
+            self._exporter = AnonymisedExporter(self)
+            self._exporter.done.connect(self.caption.setText)
+        return self._exporter
 
     def current_entry(self) -> InstanceEntry | None:
         return self.entry_for(self.tree.currentItem())
