@@ -25,7 +25,8 @@ def _register(sub: argparse._SubParsersAction) -> None:
                    help="heatmap method ('default': the architecture's benchmarked default)")
     p.add_argument("--explain-layer", help="layer(s) for the CAM methods, dotted, comma-separated (e.g. layer3)")
     p.add_argument("--explain-faithfulness", action="store_true",
-                   help="print each heatmap's deletion score (probability drop when its top 10%% is removed)")
+                   help="print each heatmap's deletion score (probability drop when its top 10%% is removed); "
+                        "computes the heatmaps (--explain, default gradcam) without --explain-dir too")
     p.add_argument("--explain-dir", help="folder for <stem>.<method>.npy and .png heatmaps")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--batch-size", type=int, default=8)
@@ -43,7 +44,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CxrError("--batch-size must be at least 1.")
     if args.frame is not None and args.frame < 1:
         raise CxrError("--frame counts from 1.")
-    if args.explain_dir and not args.explain:
+    if (args.explain_dir or args.explain_faithfulness) and not args.explain:
         args.explain = "gradcam"
     from ml.inference.batch import classify_paths
     from ml.inference.predictor import load_predictor
@@ -56,25 +57,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
     explain_dir = Path(args.explain_dir) if args.explain_dir else None
     explainer = None
     on_file = None
-    if args.explain and explain_dir is not None:
-        from ml.explain import make_explainer
+    if args.explain and (explain_dir is not None or args.explain_faithfulness):
+        from ml.explain import METHOD_LABELS, make_explainer
 
-        explain_dir.mkdir(parents=True, exist_ok=True)
+        if explain_dir is not None:
+            explain_dir.mkdir(parents=True, exist_ok=True)
         options = {"layer": args.explain_layer} if args.explain_layer else {}
         if args.explain == "occlusion" and predictor.fast_forward is not None:
             options["forward"] = predictor.fast_forward  # forward-only: the fast back-end
         explainer = make_explainer(args.explain, predictor.model, predictor.manifest, predictor.device, **options)
         explainer.open()
+        layer = getattr(explainer, "layer_path", "") or ""
+        method = METHOD_LABELS.get(explainer.method, explainer.method) + (f" at {layer}" if layer else "")
 
         def on_file(result, image) -> None:  # noqa: ANN001 - FileResult, XRayImage | None
             for pred in result.predictions if image is not None else []:
-                heatmap = _write_heatmap(image, pred, explainer, explain_dir, explainer.method)
+                if explain_dir is not None:
+                    heatmap = _write_heatmap(image, pred, explainer, explain_dir, explainer.method)
+                else:
+                    heatmap = explainer.explain(image, pred.frame, target=pred.top_label)
                 if args.explain_faithfulness:
                     from ml.explain.faithfulness import deletion_score
 
                     score = deletion_score(predictor.model, predictor.manifest, image, heatmap, pred.frame,
                                            device=predictor.device)
-                    print(f"{pred.path}\tframe {pred.frame + 1}\t{score.text()}")
+                    print(f"{pred.path}\tframe {pred.frame + 1}\t{method}\t{score.text()}")
 
     try:
         outcome = classify_paths(predictor, list(args.paths), frame=None if args.frame is None else args.frame - 1,

@@ -100,6 +100,7 @@ class FakeView:
         self.events: list[tuple[str, Any]] = []
         self.request = ExplainRequest()
         self.scope: tuple[str, bool] = ("", False)
+        self.evidence: Any = None  # EvidenceShown
 
     def show_page(self, page: int) -> None:
         self.page = page
@@ -136,6 +137,9 @@ class FakeView:
 
     def show_heatmap(self, heatmap: Any) -> None:
         self.heatmap = heatmap
+
+    def show_evidence(self, shown: Any) -> None:
+        self.evidence = shown
 
     def set_enabled(self, enabled: Enabled) -> None:
         self.enabled = enabled
@@ -208,6 +212,8 @@ class Prediction:
     task: str = "multiclass"
     in_scope: bool = True
     scope_note: str = ""
+    labels: list[str] = field(default_factory=lambda: ["Normal", "Pneumonia"])
+    probabilities: list[float] = field(default_factory=lambda: [0.8, 0.2])
 
 
 @dataclass
@@ -282,6 +288,8 @@ def test_presenters_import_and_run_with_qt_and_torch_blocked() -> None:
         import test_analysis_presenter as t
         t.test_a_run_asked_for_while_the_model_loads_starts_when_it_is_ready()
         t.test_library_imports_our_file_directly_and_asks_about_a_foreign_one()
+        import test_analysis_heatmap_evidence as e  # issue 14: the gate is torch-free too
+        e.test_a_heatmap_below_the_operating_point_is_hidden_until_shown_anyway()
         print("LOADED", sorted(m for m in ("torch", "PySide6", "pyqtgraph") if sys.modules.get(m)))
         """
     )

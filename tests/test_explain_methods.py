@@ -273,6 +273,11 @@ def test_cxr_predict_takes_a_method_a_layer_and_prints_the_faithfulness(
     assert code == 0
     assert out.count("Removing the top 10% of this map drops the probability of") == 2, out
     assert len(list(heat.glob("*.layercam.npy"))) == 2
+    assert "\tLayerCAM at layer2,layer3\t" in out  # the method and layer the score belongs to
+    # the faithfulness line without writing heatmaps: --explain alone (or nothing: Grad-CAM)
+    assert cxr(["predict", str(tmp_path / "images"), "--model", str(path), "--explain-faithfulness"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\tGrad-CAM at ") == 2 and out.count("Removing the top 10% of this map") == 2, out
     assert cxr(["predict", str(tmp_path / "images"), "--model", str(path), "--explain", "gradcam",
                 "--explain-layer", "layer7", "--explain-dir", str(heat)]) == 2  # fmt: skip
     assert "no layer 'layer7'" in capsys.readouterr().err

@@ -25,6 +25,8 @@ class ReportInputs:
     validation: str  # e.g. "test split, 150 images / 83 patients: accuracy 0.940, macro AUROC 0.964"
     intended_use: str
     show_out_of_scope: bool = False  # the user chose "Show anyway (research use)"
+    evidence: tuple[str, ...] = ()  # the heatmap's method/layer, gating, faithfulness (app.analysis.evidence)
+    regions: tuple[Any, ...] = ()  # outlines drawn over the map (ml.explain.contours.Region)
 
 
 def out_of_scope(prediction: Any) -> bool:
@@ -78,12 +80,14 @@ class ResultDisplay:
         images: ImageSource,
         status: Callable[[str], None],
         changed: Callable[[], None],
+        show_heatmap: Callable[[Any], None] | None = None,
     ) -> None:
         self.state = state
         self.view = view
         self.images = images
         self.status = status  # a status line for the user
         self.changed = changed  # what is shown changed: the enabled state may have too
+        self.show_heatmap = show_heatmap or view.show_heatmap  # the gate's way of drawing a map
 
     def current_key(self) -> Key | None:
         current = self.images.current()
@@ -92,8 +96,8 @@ class ResultDisplay:
     def show_current(self, quiet: bool = False) -> None:
         s = self.state
         key = self.current_key()
-        self.view.show_heatmap(s.heatmap if key is not None and key == s.heatmap_key else None)
         self.show_prediction(s.results.get(key) if key is not None else None, quiet)
+        self.show_heatmap(s.heatmap if key is not None and key == s.heatmap_key else None)
 
     def show_prediction(self, prediction: Any, quiet: bool = False) -> None:
         s = self.state
@@ -126,7 +130,7 @@ class ResultDisplay:
         s = self.state
         s.results, s.batch, s.heatmap, s.heatmap_key = {}, None, None, None
         self.view.show_batch(None)
-        self.view.show_heatmap(None)
+        self.show_heatmap(None)
         self.show_prediction(None, quiet=True)
 
     def report_inputs(self) -> ReportInputs:

@@ -3,6 +3,7 @@
 Every function here takes ``(progress, cancel)`` last, as :class:`app.workers.Job` calls it, and
 imports torch (through ``ml``) only when it runs, so the window appears before torch has loaded.
 Qt-free and torch-free at import: the presenters import it, and their tests run without either.
+The heatmap jobs are in :mod:`app.analysis.evidence_jobs`.
 """
 
 from __future__ import annotations
@@ -122,39 +123,6 @@ def classify_files(loaded: LoadedModel, paths: Iterable[str]) -> Callable[[Progr
     return run
 
 
-# ---------------------------------------------------------------------------- explanation
-
-
-def explain(
-    loaded: LoadedModel,
-    image: XRayImage,
-    frame: int,
-    method: str,
-    target: str | None,
-    options: dict[str, Any],
-) -> Callable[[Progress, CancelToken], Any]:
-    """A heatmap job. Partial heatmaps (occlusion) go to ``progress.partial`` when the runner's
-    progress callback has one (:class:`app.workers.JobReporter` does)."""
-
-    def run(progress: Progress, cancel: CancelToken) -> Any:
-        from ml.explain import make_explainer
-
-        predictor = loaded.predictor
-        on_partial = getattr(progress, "partial", None)
-        if method == "occlusion" and getattr(predictor, "fast_forward", None) is not None:
-            fast = {"forward": predictor.fast_forward}  # forward-only: the fast back-end
-        else:
-            fast = {}
-        with make_explainer(
-            method, predictor.model, loaded.manifest, predictor.device, **options, **fast
-        ) as explainer:
-            return explainer.explain(
-                image, frame, target, progress=progress, cancel=cancel, on_partial=on_partial
-            )
-
-    return run
-
-
 # ---------------------------------------------------------------------------- library changes
 
 
@@ -210,7 +178,6 @@ __all__ = [
     "ModelInfo",
     "classify_files",
     "download_model",
-    "explain",
     "import_file",
     "inspect_file",
     "list_models",

@@ -21,6 +21,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QWidget
 
 from app.analysis import report
+from app.analysis.evidence_view import ContourLayer
 from app.analysis.heatmap import HeatmapLayer
 from app.analysis.library_dialog import ModelLibraryDialog, card_html
 from app.analysis.panel_export import ask_export_path
@@ -79,7 +80,7 @@ class AnalysisPanel(QWidget):
     _WIDGETS = ("stack", "empty_label", "download_button", "import_button", "model_combo", "library_button",
                 "card", "card_toggle", "device_combo", "run_image_button", "run_series_button",
                 "run_all_button", "progress", "cancel_button", "status", "batch_combo", "table", "controls",
-                "auto_explain", "pdf_button", "png_button", "csv_button", "disclaimer")  # fmt: skip
+                "auto_explain", "evidence", "pdf_button", "png_button", "csv_button", "disclaimer")  # fmt: skip
 
     def __init__(
         self,
@@ -108,6 +109,7 @@ class AnalysisPanel(QWidget):
         for name in self._WIDGETS:
             setattr(self, name, getattr(self.ui, name))
         self.layer = HeatmapLayer(viewer)
+        self.contours = ContourLayer(viewer)
         self.presenter = AnalysisPresenter(self, self.images, QtJobRunner(threads=1, name="analysis", owner=self),
                                            settings, lister=QtJobRunner(owner=self))  # fmt: skip
         self.show_device(self.presenter.state.device)
@@ -132,6 +134,11 @@ class AnalysisPanel(QWidget):
         ui.scope_toggle.toggled.connect(p.set_show_out_of_scope)
         ui.controls.explainRequested.connect(lambda: p.explain())
         ui.controls.styleChanged.connect(self.layer.set_style)
+        ev = p.evidence  # the heatmap's gate, outlines, faithfulness and sanity check
+        ui.evidence.showAnywayToggled.connect(ev.set_show_anyway)
+        ui.evidence.contoursToggled.connect(ev.set_contours)
+        ui.evidence.faithfulnessRequested.connect(ev.measure_faithfulness)
+        ui.evidence.sanityRequested.connect(ev.check_sanity)
         ui.batch_combo.currentIndexChanged.connect(p.batch_row_chosen)
         ui.pdf_button.clicked.connect(lambda: self.export_dialog("pdf"))
         ui.png_button.clicked.connect(lambda: self.export_dialog("png"))
@@ -223,8 +230,13 @@ class AnalysisPanel(QWidget):
         else:
             self.layer.set_heatmap(heatmap)
 
+    def show_evidence(self, shown: Any) -> None:
+        self.ui.evidence.render(shown)
+        self.contours.set_regions(shown.regions)
+
     def set_enabled(self, enabled: Enabled) -> None:
         ui = self.ui
+        ui.evidence.set_enabled(enabled.evidence)
         for widget, on in ((ui.run_image_button, enabled.run_image), (ui.run_series_button, enabled.run_series),
                            (ui.run_all_button, enabled.run_all), (ui.controls.explain_button, enabled.explain),
                            (ui.pdf_button, enabled.pdf), (ui.png_button, enabled.png),
@@ -322,7 +334,8 @@ class AnalysisPanel(QWidget):
         return report.build_report(inputs.prediction, image, frame, inputs.heatmap, self.ui.controls.style(),
                                    self.viewer.voi(), inverted, inputs.model_version, inputs.device,
                                    validation=inputs.validation, intended_use=inputs.intended_use,
-                                   show_out_of_scope=inputs.show_out_of_scope)  # fmt: skip
+                                   show_out_of_scope=inputs.show_out_of_scope, evidence=inputs.evidence,
+                                   regions=inputs.regions)  # fmt: skip
 
     def export_pdf(self, path: str | os.PathLike[str]) -> Path:
         return report.write_pdf(path, self.report_data())

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.analysis.evidence_view import EvidenceBox
 from app.analysis.heatmap import HeatmapControls
 from app.analysis.results import ResultsTable
 from app.analysis.state import LISTING
@@ -110,7 +111,9 @@ class PanelWidgets:
         self.controls = HeatmapControls()
         self.auto_explain = QCheckBox("Grad-CAM after each image run", objectName="autoExplain")
         self.auto_explain.setChecked(True)
+        self.evidence = EvidenceBox()  # gate, outlines, faithfulness, sanity (app.analysis.evidence)
         bl.addWidget(self.controls)
+        bl.addWidget(self.evidence)
         bl.addWidget(self.auto_explain)
         v.addWidget(box)
         exp = QHBoxLayout()

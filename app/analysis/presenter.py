@@ -17,11 +17,13 @@ background work through a :class:`JobRunner` and tells the view what to show thr
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from app.analysis import jobs
+from app.analysis import evidence_jobs, jobs
 from app.analysis.display import ReportInputs, ResultDisplay
+from app.analysis.evidence import METHOD_NAMES, HeatmapEvidence
 from app.analysis.loading import ModelLoading
 from app.analysis.state import (
     EMPTY,
@@ -38,7 +40,6 @@ from app.analysis.state import (
 )
 
 DEVICE_SETTING = "analysis/device"
-METHOD_NAMES = {"gradcam": "Grad-CAM", "occlusion": "Occlusion"}
 NO_IMAGE = "Open an image first."
 
 
@@ -57,7 +58,9 @@ class AnalysisPresenter:
         self.lister = lister or runner  # listing models must not wait behind a long run
         self.settings = settings
         self.state = AnalysisState(device=settings.value(DEVICE_SETTING, "auto") if settings else "auto")
-        self.display = ResultDisplay(self.state, view, images, self._status, self.update_enabled)
+        self.evidence = HeatmapEvidence(self.state, view, images, self._start, lambda run: self.loading.with_model(run),
+                                        self.fail, self._manifest_of, self.update_enabled)  # fmt: skip
+        self.display = ResultDisplay(self.state, view, images, self._status, self.update_enabled, self.evidence.show)
         self.loading = ModelLoading(self.state, view, runner, self._status, self.fail, self.update_enabled)
 
     # ============================================================== helpers
@@ -67,6 +70,10 @@ class AnalysisPresenter:
     def model_info(self, name: str | None = None) -> jobs.ModelInfo | None:
         name = name or self.state.selected
         return next((m for m in self.state.models if m.name == name), None)
+
+    def _manifest_of(self, name: str | None) -> object:
+        info = self.model_info(name) if name else None
+        return info.manifest if info is not None else None
 
     def _status(self, text: str) -> None:
         self.state.status = text
@@ -80,7 +87,8 @@ class AnalysisPresenter:
 
     def update_enabled(self) -> None:
         s = self.state
-        self.view.set_enabled(enabled_state(s, self.images.current() is not None, self.images.study_count()))
+        enabled = enabled_state(s, self.images.current() is not None, self.images.study_count())
+        self.view.set_enabled(replace(enabled, evidence=enabled.explain and self.evidence.measurable()))
         self.view.show_busy(s.run is not None or s.loading is not None, s.run is not None or bool(s.queued))
 
     # ============================================================== models
@@ -193,12 +201,12 @@ class AnalysisPresenter:
         method = method or request.method
         options = dict(request.options) if method == "occlusion" else {}
         key = result_key(image, frame)
-
+        classify = key not in self.state.results  # the gate needs the model's call on this image
         self.loading.with_model(lambda loaded: self._start(
-            jobs.explain(loaded, image, frame, method, request.target, options),
+            evidence_jobs.explain(loaded, image, frame, method, request.target, options, classify),
             f"computing the {METHOD_NAMES.get(method, method)} heatmap", "explain", key))  # fmt: skip
 
-    def _start(self, fn: Any, what: str, kind: str, key: Key | None = None) -> Run | None:
+    def _start(self, fn: Any, what: str, kind: str, key: Key | None = None, payload: Any = None) -> Run | None:
         """Start ``fn`` as the run (one at a time); its outcome comes back through ``_finished`` & co."""
         s = self.state
         if s.run is not None:
@@ -206,11 +214,11 @@ class AnalysisPresenter:
             return None
         s.last_outcome, s.last_error = "", ""
         self._status(what[0].upper() + what[1:] + "…")
-        run = Run(kind, s.selected, key)
+        run = Run(kind, s.selected, key, payload=payload)
         s.run = run
         if kind == "explain":
             s.heatmap, s.heatmap_key = None, key
-            self.view.show_heatmap(None)
+            self.evidence.show(None)
         run.handle = self.runner.start(
             fn, what,
             finished=lambda result: self._finished(run, result), error=lambda m: self._run_failed(run, m),
@@ -257,6 +265,11 @@ class AnalysisPresenter:
             self._single_done(run, result)
         elif run.kind == "batch":
             self._batch_done(result)
+        elif run.kind in ("faithfulness", "sanity"):
+            self._status(self.evidence.finished(run, result))
+            s = self.state
+            s.last_outcome = "finished"
+            self.view.announce(run.kind + "_ready", result)
         else:
             self._explained(run, result)
 
@@ -297,13 +310,16 @@ class AnalysisPresenter:
         s.last_outcome = "finished"
         self.view.announce("results_ready", result.predictions)
 
-    def _explained(self, run: Run, heatmap: Any) -> None:
+    def _explained(self, run: Run, result: Any) -> None:
         s = self.state
-        s.heatmap = heatmap
+        s.heatmap = heatmap = self.evidence.explained(run.key, result)  # with its layer, outlines, prediction
         if run.key == self.current_key():
-            self.view.show_heatmap(heatmap)
+            self.display.show_current(quiet=True)  # the map as its gate allows (and a prediction made with it)
         method = METHOD_NAMES.get(heatmap.method, heatmap.method)
-        if heatmap.values.size and float(heatmap.values.max()) <= 0.0:
+        gate = self.evidence.state.gate if run.key == self.current_key() else None
+        if gate is not None and not gate.shown:
+            self._status(f"{method} for {heatmap.target_label}: {gate.note} ('Show anyway' shows it).")
+        elif heatmap.values.size and float(heatmap.values.max()) <= 0.0:
             self._status(f"{method} found no positive evidence for {heatmap.target_label}: nothing to overlay.")
         else:
             self._status(f"{method} for {heatmap.target_label}: where the model looked (not a finding).")
@@ -315,7 +331,7 @@ class AnalysisPresenter:
         if run is s.run and run.key == s.heatmap_key:
             s.heatmap = heatmap
             if run.key == self.current_key():
-                self.view.show_heatmap(heatmap)
+                self.evidence.show(heatmap)
             self.view.announce("heatmap_partial", heatmap)
 
     def _run_failed(self, run: Run, message: str) -> None:
@@ -350,7 +366,10 @@ class AnalysisPresenter:
         self.display.batch_row_chosen(row)
 
     def report_inputs(self) -> ReportInputs:
-        return self.display.report_inputs()
+        inputs = self.display.report_inputs()
+        drawn, lines = self.evidence.report_lines(self.current_key())
+        regions = self.evidence.shown(inputs.heatmap, self.evidence.gate_of(inputs.heatmap)).regions if drawn else ()
+        return replace(inputs, heatmap=inputs.heatmap if drawn else None, evidence=tuple(lines), regions=regions)
 
     def csv_inputs(self) -> tuple[list[Any], list[str] | None]:
         return self.display.csv_inputs()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QMarginsF, QRectF, Qt
+from PySide6.QtCore import QMarginsF, QPointF, QRectF, Qt
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -27,12 +27,14 @@ from PySide6.QtGui import (
     QPainter,
     QPdfWriter,
     QPen,
+    QPolygonF,
 )
 
 from app.analysis.display import scope_text
 from app.analysis.heatmap import HeatmapStyle, blend, colour_heatmap, legend_image
 from app.analysis.results import BAR_COLOUR, POSITIVE_COLOUR, UNCALIBRATED_COLOUR, ResultRow, percent, rows_of
 from ml.errors import CxrError
+from ml.explain import METHOD_LABELS
 from ml.fileio import atomic_path
 from ml.imaging.display import render
 from ml.imaging.image import XRayImage
@@ -41,7 +43,7 @@ from ml.inference import export
 DISCLAIMER = "Not for diagnostic use"
 PNG_SIZE = (1240, 1754)  # A4 at 150 dpi
 PDF_DPI = 150
-METHOD_NAMES = {"gradcam": "Grad-CAM", "occlusion": "Occlusion"}
+METHOD_NAMES = METHOD_LABELS  # what the report calls each method
 
 
 @dataclass
@@ -67,6 +69,8 @@ class ReportData:
     intended_use: str = ""
     scope: str = ""  # the out-of-scope banner ("" when the image is in scope)
     results_hidden: bool = False  # out of scope and not "shown anyway": no probabilities on the page
+    evidence: list[str] = field(default_factory=list)  # heatmap method/layer, gating, faithfulness, contours
+    outlines: list[np.ndarray] = field(default_factory=list)  # (N, 2) (row, col) polygons over the image
 
 
 def compose_image(
@@ -100,13 +104,15 @@ def build_report(
     validation: str = "",
     intended_use: str = "",
     show_out_of_scope: bool = False,
+    evidence: tuple[str, ...] = (),
+    regions: tuple[Any, ...] = (),
 ) -> ReportData:
     """A :class:`ReportData` for one prediction on ``image``/``frame`` with the heatmap as displayed."""
     rgb = compose_image(image, frame, heatmap, style, voi, invert)
     heatmap_text, legend = "", None
     if heatmap is not None and style.visible:
         legend = legend_image(style.colour_map, style.threshold)
-        heatmap_text = f"{METHOD_NAMES.get(heatmap.method, heatmap.method)} for {heatmap.target_label}"
+        heatmap_text = f"{METHOD_LABELS.get(heatmap.method, heatmap.method)} for {heatmap.target_label}"
         if not heatmap.complete:
             heatmap_text += f" (partial, {heatmap.fraction_done:.0%})"
     scope = scope_text(prediction)
@@ -119,7 +125,8 @@ def build_report(
         source_name=Path(prediction.path).name, frame=prediction.frame, task=prediction.task, device=device,
         heatmap_text=heatmap_text, legend=legend, disclaimer=DISCLAIMER, notes=[*prediction.messages, *scope_notes(prediction)],
         patient_id=image.meta.patient_id, study_date=_date(image.meta.study_date), validation=validation,
-        intended_use=intended_use,
+        intended_use=intended_use, evidence=list(evidence),
+        outlines=[np.asarray(r.polygon, float) for r in regions] if heatmap is not None and style.visible else [],
     )  # fmt: skip
 
 
@@ -209,6 +216,12 @@ def paint_report(painter: QPainter, width: float, height: float, data: ReportDat
     draw_w, draw_h = qimage.width() * scale, qimage.height() * scale
     target = QRectF(x0 + (box_w - draw_w) / 2, y, draw_w, draw_h)
     painter.drawImage(target, qimage)
+    if data.outlines:  # the top regions' outlines, as in the viewer
+        painter.setPen(QPen(QColor(0, 230, 255), max(1.0, 1.2 * unit)))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for poly in data.outlines:
+            painter.drawPolygon(QPolygonF([QPointF(target.left() + c * scale, target.top() + r * scale)
+                                           for r, c in poly]))  # fmt: skip
     y += draw_h + 4 * unit
     if data.heatmap_text:
         text(
@@ -227,6 +240,8 @@ def paint_report(painter: QPainter, width: float, height: float, data: ReportDat
         painter.drawText(QRectF(bar.right() + 4 * unit, y, words_w, bar_h), Qt.AlignmentFlag.AlignVCenter,
                          "strongest in this image")  # fmt: skip
         y += bar_h + 4 * unit
+    for line in data.evidence:  # method/layer, gating, faithfulness, sanity, contour areas
+        text(line, 8, colour=QColor(60, 60, 60), gap=1, wrap=True)
     y += 6 * unit
 
     # probabilities

@@ -71,7 +71,7 @@ class SettingsStore(Protocol):
 
 @dataclass(frozen=True)
 class ExplainRequest:
-    method: str = "gradcam"  # "gradcam" or "occlusion"
+    method: str = "gradcam"  # a name of ml.explain.METHODS, or "default"
     target: str | None = None  # None: the model's top label
     options: dict[str, int] = field(default_factory=dict)
 
@@ -87,6 +87,7 @@ class Enabled:
     pdf: bool = False
     png: bool = False
     csv: bool = False
+    evidence: bool = False  # faithfulness and the sanity check of the map shown (see app.analysis.evidence)
 
 
 class AnalysisView(Protocol):
@@ -116,6 +117,8 @@ class AnalysisView(Protocol):
 
     def show_heatmap(self, heatmap: Any) -> None: ...  # None clears the layer
 
+    def show_evidence(self, shown: Any) -> None: ...  # app.analysis.evidence.EvidenceShown: gate, scores, contours
+
     def set_enabled(self, enabled: Enabled) -> None: ...
 
     def show_error(self, message: str) -> None: ...  # one readable line, also told to the user
@@ -142,10 +145,11 @@ class Load:
 class Run:
     """A classification or explanation in flight."""
 
-    kind: str  # "single", "batch" or "explain"
+    kind: str  # "single", "batch", "explain", "faithfulness" or "sanity"
     model: str | None
     key: Key | None = None  # the image a single run or explanation is for
     handle: JobHandle | None = None
+    payload: Any = None  # what the result belongs to (faithfulness: the heatmap; sanity: model, method, layer)
 
 
 @dataclass

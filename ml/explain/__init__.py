@@ -1,7 +1,7 @@
 """Explanations (Captum): one module per method over a shared base; heatmaps on the source grid.
 
-Methods: ``gradcam`` (Captum LayerGradCam, one or several layers), ``hirescam``, ``gradcampp``,
-``layercam`` (the CAM family on :mod:`ml.explain.cam`), ``layerig`` (Captum
+Importing the package does not import torch (the classes load on first use). Methods:
+``gradcam`` (Captum LayerGradCam, one or several layers), ``hirescam``, ``gradcampp``, ``layercam`` (the CAM family on :mod:`ml.explain.cam`), ``layerig`` (Captum
 LayerIntegratedGradients from a black image) and ``occlusion`` (Captum Occlusion).
 ``method="default"`` takes the architecture's evidence-based default from the registry
 (:func:`default_explanation`: method and layer chosen by ``build_scripts/bench_heatmaps.py``).
@@ -11,24 +11,43 @@ On request: :mod:`ml.explain.faithfulness` (deletion score), :mod:`ml.explain.sa
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ml.explain.base import Explainer, Heatmap, hook_count
-from ml.explain.gradcam import GradCam
-from ml.explain.gradcampp import GradCamPlusPlus
-from ml.explain.hirescam import HiResCam
-from ml.explain.integrated import LayerIntegratedGradientsExplainer
-from ml.explain.layercam import LayerCam
-from ml.explain.occlusion import OcclusionExplainer
+if TYPE_CHECKING:
+    from ml.explain.base import Explainer
 
-METHODS: dict[str, type[Explainer]] = {
-    "gradcam": GradCam,
-    "hirescam": HiResCam,
-    "gradcampp": GradCamPlusPlus,
-    "layercam": LayerCam,
-    "layerig": LayerIntegratedGradientsExplainer,
-    "occlusion": OcclusionExplainer,
+#: the method classes by name (see :func:`methods`: imported on first use, so that the torch-free
+#: parts of the package, :mod:`ml.explain.gating`, import without torch)
+_CLASSES = {
+    "gradcam": ("ml.explain.gradcam", "GradCam"),
+    "hirescam": ("ml.explain.hirescam", "HiResCam"),
+    "gradcampp": ("ml.explain.gradcampp", "GradCamPlusPlus"),
+    "layercam": ("ml.explain.layercam", "LayerCam"),
+    "layerig": ("ml.explain.integrated", "LayerIntegratedGradientsExplainer"),
+    "occlusion": ("ml.explain.occlusion", "OcclusionExplainer"),
 }
+_LAZY = {cls: mod for mod, cls in _CLASSES.values()} | {
+    "Explainer": "ml.explain.base", "Heatmap": "ml.explain.base", "hook_count": "ml.explain.base",
+}  # fmt: skip
+
+
+def methods() -> dict[str, type[Explainer]]:
+    """:data:`METHODS`: method name -> explainer class."""
+    return {name: getattr(importlib.import_module(mod), cls) for name, (mod, cls) in _CLASSES.items()}
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: torch loads with the first explainer, not with the package
+    if name == "METHODS":
+        value: Any = methods()
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'ml.explain' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
 #: what the GUI and the CLI call each method
 METHOD_LABELS: dict[str, str] = {
     "gradcam": "Grad-CAM",
@@ -63,12 +82,12 @@ def make_explainer(method: str, model: Any, manifest: Any, device: Any = "cpu", 
         if layer and method in LAYER_METHODS and not options.get("layer"):
             options["layer"] = layer
     try:
-        cls = METHODS[method]
+        cls = methods()[method]
     except KeyError:
         from ml.errors import CxrError
 
         raise CxrError(
-            f"Unknown explanation method '{method}'; choose one of: default, {', '.join(METHODS)}."
+            f"Unknown explanation method '{method}'; choose one of: default, {', '.join(_CLASSES)}."
         ) from None
     if method not in LAYER_METHODS and options.get("layer"):
         from ml.errors import CxrError
