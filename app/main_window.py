@@ -84,6 +84,9 @@ class MainWindow(FileDropMixin, QMainWindow):
         from app.viewer.dicom_menu import install as install_dicom_objects
 
         install_dicom_objects(self)  # File > Save measurements as DICOM SR / Secondary Capture; SR/PM re-open
+        from app.pacs import install as install_pacs
+
+        install_pacs(self)  # PACS > Query/Retrieve…, Nodes…; the optional C-STORE receiver
         self.resize(1500, 950)
         self.settings.restore_window(self)
 
