@@ -109,80 +109,6 @@ def _logits(model, manifest, paths: list[str], batch: int = 64):  # noqa: ANN001
     return np.concatenate(out)
 
 
-def _auroc(score, y) -> float | None:  # noqa: ANN001
-    from scipy.stats import rankdata
-
-    pos, neg = int(y.sum()), int((1 - y).sum())
-    if not pos or not neg:
-        return None
-    r = rankdata(score)
-    return float((r[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
-def _binary(pred, y) -> dict[str, float]:  # noqa: ANN001
-    tp, tn = int((pred & (y == 1)).sum()), int((~pred & (y == 0)).sum())
-    return {
-        "accuracy": (tp + tn) / len(y),
-        "sensitivity": tp / max(int((y == 1).sum()), 1),
-        "specificity": tn / max(int((y == 0).sum()), 1),
-    }
-
-
-def _ece(p, y, bins: int = 10) -> float:  # noqa: ANN001
-    """Expected calibration error of the PNEUMONIA probability (10 equal-width bins)."""
-    import numpy as np
-
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    return float(sum(abs(p[idx == b].mean() - y[idx == b].mean()) * (idx == b).mean()
-                     for b in range(bins) if (idx == b).any()))  # fmt: skip
-
-
-def _nll(d, y, t: float) -> float:  # noqa: ANN001
-    import numpy as np
-
-    z = d / t
-    return float(np.mean(np.logaddexp(0, z) - y * z))  # -log sigmoid(z) for y=1, -log(1-sigmoid(z)) for 0
-
-
-def fit_temperature(d, y) -> float:  # noqa: ANN001
-    """The temperature minimising the validation NLL of the logit difference ``d``."""
-    import numpy as np
-
-    grid = np.exp(np.linspace(np.log(0.05), np.log(20), 2001))
-    return float(grid[int(np.argmin([_nll(d, y, t) for t in grid]))])
-
-
-def youden_threshold(p, y) -> float:  # noqa: ANN001
-    """Probability threshold maximising sensitivity + specificity - 1 (midpoint between scores)."""
-    import numpy as np
-
-    u = np.unique(p)
-    cands = np.concatenate([[0.0], (u[1:] + u[:-1]) / 2, [1.0]])
-    j = [(_binary(p >= c, y)["sensitivity"] + _binary(p >= c, y)["specificity"]) for c in cands]
-    return float(cands[int(np.argmax(j))])
-
-
-def bootstrap(p, y, patients, threshold: float, n: int = 2000, seed: int = 0) -> dict[str, list[float]]:  # noqa: ANN001
-    """95% percentile CIs resampling patients (all images of a drawn patient come along)."""
-    import numpy as np
-
-    groups: dict[str, list[int]] = {}
-    for i, pid in enumerate(patients):
-        groups.setdefault(pid, []).append(i)
-    g = [np.array(v) for v in groups.values()]
-    rng = np.random.default_rng(seed)
-    vals: dict[str, list[float]] = {"accuracy": [], "sensitivity": [], "specificity": [], "auroc": []}
-    for _ in range(n):
-        idx = np.concatenate([g[k] for k in rng.integers(0, len(g), len(g))])
-        m = _binary(p[idx] >= threshold, y[idx])
-        m["auroc"] = _auroc(p[idx], y[idx])
-        for k, v in m.items():
-            if v is not None:
-                vals[k].append(v)
-    return {k: [round(float(x), 4) for x in np.percentile(v, [2.5, 97.5])] for k, v in vals.items()}
-
-
 def ship(run: Path, dest: Path) -> Path:
     """Calibrate + choose the operating point on validation, score internal test, write the model file."""
     import math
@@ -191,45 +117,43 @@ def ship(run: Path, dest: Path) -> Path:
     import torch
 
     from ml.models.bundle import load_model, save_model
+    from ml.training.metrics import operating_point_ci
 
     model, manifest = load_model(run / "model.safetensors")
     labels = list(manifest.labels)
     if labels != ["NORMAL", "PNEUMONIA"]:
         raise SystemExit(f"expected labels NORMAL, PNEUMONIA; the run has {labels}")
+    # the temperature and the operating point are cxr train's own, fitted on the validation split
+    # at the end of training (ml.training.posthoc: NLL temperature, Youden's J); metrics.json holds
+    # their validation/test figures
+    temp, thr = manifest.temperature, (manifest.thresholds or {}).get("PNEUMONIA")
+    if temp is None or thr is None:
+        raise SystemExit("the run has no fitted temperature / operating point (validation split too small?)")
     rows = _split_rows(run)
     part = {name: [r for r in rows if r["split"] == name] for name in ("train", "val", "test")}
     cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    res: dict[str, dict] = {}
-    for name in ("val", "test"):
-        z = _logits(model, manifest, [r["path"] for r in part[name]])
-        y = np.array([1 if r["labels"] == "PNEUMONIA" else 0 for r in part[name]])
-        res[name] = {"d": z[:, 1] - z[:, 0], "y": y, "patients": [r["patient"] for r in part[name]]}
-    v, t = res["val"], res["test"]
-    temp = fit_temperature(v["d"], v["y"])
-
-    def sig(x):  # noqa: ANN001, ANN202
-        return 1 / (1 + np.exp(-x))
-
-    pv, pt = sig(v["d"] / temp), sig(t["d"] / temp)
-    thr = youden_threshold(pv, v["y"])
-    shift = math.log(thr / (1 - thr))
-    test = _binary(pt >= thr, t["y"]) | {"auroc": _auroc(pt, t["y"])}
-    test = {k: round(x, 4) for k, x in test.items()}
-    ci = bootstrap(pt, t["y"], t["patients"], thr)
-    val_at = {k: round(x, 4) for k, x in _binary(pv >= thr, v["y"]).items()}
+    test_rows = part["test"]
+    z = _logits(model, manifest, [r["path"] for r in test_rows])
+    y = np.array([r["labels"] == "PNEUMONIA" for r in test_rows])
+    pt = 1.0 / (1.0 + np.exp(-(z[:, 1] - z[:, 0]) / temp))
+    scored = operating_point_ci(pt, y, thr, [r["patient"] for r in test_rows], n_boot=2000)
+    test, ci = scored["metrics"], scored["ci95"]
+    cal, op = metrics["calibration"], metrics["operating_point"]
     calib = {
-        "method": "temperature scaling of the logits, fitted on the validation split (NLL)",
+        "method": cal["method"],
         "temperature": round(temp, 4),
-        "val_nll_before": round(_nll(v["d"], v["y"], 1.0), 4),
-        "val_nll_after": round(_nll(v["d"], v["y"], temp), 4),
-        "val_ece_before": round(_ece(sig(v["d"]), v["y"]), 4),
-        "val_ece_after": round(_ece(pv, v["y"]), 4),
-        "test_ece_after": round(_ece(pt, t["y"]), 4),
+        "val_nll_before": round(cal["nll_before"], 4),
+        "val_nll_after": round(cal["nll_after"], 4),
+        "val_ece_before": round(cal["ece_before"], 4),
+        "val_ece_after": round(cal["ece_after"], 4),
+        "test_ece_after": round(cal["test"]["ece_after"], 4),
     }
+    val_at = {k: round(op["validation"][k], 4) for k in ("sensitivity", "specificity")}
+    shift = math.log(thr / (1 - thr))
     # fold calibration and operating point into the last layer: softmax(W'x + b') then gives
     # sigmoid(d / T - logit(thr)) for PNEUMONIA, so argmax (what the app shows) is the operating point
-    state = {k: v_.clone() for k, v_ in model.state_dict().items()}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
     state["fc.weight"] /= temp
     state["fc.bias"] /= temp
     state["fc.bias"] += torch.tensor([shift / 2, -shift / 2], dtype=state["fc.bias"].dtype)
@@ -255,6 +179,8 @@ def ship(run: Path, dest: Path) -> Path:
         },
         "architecture": f"{cfg['arch']} (from scratch, no pretrained weights), 1 channel, "
         f"{cfg['image_size']} x {cfg['image_size']} px",
+        "input": f"the image's default window, {cfg['resize']} to {cfg['image_size']} px, histogram "
+        f"equalisation: {cfg.get('equalize', 'none')} (the same at training and inference)",
         "training": {
             "recipe": "build_scripts/train_default_model.py + build_scripts/default_model.json (cxr train)",
             "epochs": cfg["epochs"],
@@ -267,11 +193,11 @@ def ship(run: Path, dest: Path) -> Path:
         },
         "internal_test": {
             "split": "internal test (patient-level hold-out of kermany-train; NOT the official test split)",
-            "n_images": len(t["y"]),
-            "n_patients": len(set(t["patients"])),
+            "n_images": scored["n_images"],
+            "n_patients": scored["n_patients"],
             "metrics": test,
             "ci95": ci,
-            "ci_method": "percentile bootstrap over patients, 2000 resamples",
+            "ci_method": scored["ci_method"],
         },
         "operating_point": {
             "threshold_calibrated_probability": round(thr, 4),
@@ -293,7 +219,7 @@ def ship(run: Path, dest: Path) -> Path:
     manifest.temperature, manifest.thresholds = None, None
     manifest.description = (
         "CXR Studio default model: paediatric pneumonia vs normal on frontal chest radiographs "
-        f"(ages 1-5). Research use only, not for diagnostic use. Internal test ({len(t['y'])} images): "
+        f"(ages 1-5). Research use only, not for diagnostic use. Internal test ({scored['n_images']} images): "
         f"accuracy {test['accuracy']:.3f} [{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}], "
         f"AUROC {test['auroc']:.3f} [{ci['auroc'][0]:.3f}, {ci['auroc'][1]:.3f}]. Trained on Kermany "
         "et al., Cell 2018 (doi:10.17632/rscbjbr9sj.2, CC BY 4.0)."

@@ -102,3 +102,26 @@ def test_too_few_positives_is_not_estimable_instead_of_a_zero_width_interval() -
     few = compute_metrics(torch.stack([1 - p, p], 1)[: 2 * MIN_FOR_CI - 1], t[: 2 * MIN_FOR_CI - 1], ["a", "b"],
                           "multiclass", n_boot=100)  # fmt: skip
     assert few["per_class"]["b"]["auroc_ci95"] is None
+
+
+def test_operating_point_figures_match_scikit_learn_and_their_patient_intervals_hold_them() -> None:
+    from sklearn.metrics import accuracy_score, recall_score, roc_auc_score
+
+    from ml.training.metrics import operating_point_ci
+
+    rng = np.random.default_rng(3)
+    y = rng.random(400) < 0.6
+    scores = np.clip(rng.normal(np.where(y, 0.65, 0.35), 0.2), 0, 1)
+    patients = [f"p{i // 2}" for i in range(400)]  # two images per patient
+    out = operating_point_ci(scores, y, 0.5, patients, n_boot=300)
+    pred = scores >= 0.5
+    m = out["metrics"]
+    assert m["accuracy"] == round(accuracy_score(y, pred), 4)
+    assert m["sensitivity"] == round(recall_score(y, pred), 4)
+    assert m["specificity"] == round(recall_score(~y, ~pred), 4)
+    assert m["auroc"] == round(roc_auc_score(y, scores), 4)
+    assert out["n_patients"] == 200
+    for k, (lo, hi) in out["ci95"].items():
+        assert lo <= m[k] <= hi and hi - lo < 0.2, k
+    few = operating_point_ci(scores[:6], y[:6], 0.5, patients[:6])
+    assert all(v is None for v in few["ci95"].values())  # not estimable, not dressed up

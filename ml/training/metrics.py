@@ -137,6 +137,45 @@ def _binary_stats(pred: torch.Tensor, positive: torch.Tensor) -> dict[str, float
     }
 
 
+def operating_point_ci(
+    scores: torch.Tensor | np.ndarray,
+    positive: torch.Tensor | np.ndarray,
+    threshold: float,
+    patients: Sequence[str] | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A two-class call ``score >= threshold``: accuracy, sensitivity, specificity and AUROC with 95%
+    percentile intervals over ``n_boot`` resamplings of patients (all images of a drawn patient
+    come along). A figure whose interval is not estimable (fewer than :data:`MIN_FOR_CI` positives
+    or negatives, or one patient) has ``None`` as its interval."""
+    s = torch.as_tensor(np.asarray(scores, dtype=np.float64))
+    pos = torch.as_tensor(np.asarray(positive, dtype=bool))
+    groups = _patient_groups(len(s), patients)
+
+    def figures(idx: torch.Tensor | slice) -> dict[str, float | None]:
+        st = _binary_stats(s[idx] >= threshold, pos[idx])
+        n = st["tp"] + st["fp"] + st["fn"] + st["tn"]  # type: ignore[operator]
+        return {"accuracy": (st["tp"] + st["tn"]) / n if n else None,  # type: ignore[operator]
+                "sensitivity": st["recall"], "specificity": st["specificity"], "auroc": _auroc(s[idx], pos[idx])}  # fmt: skip
+
+    point = figures(slice(None))
+    npos = int(pos.sum())
+    estimable = min(npos, len(pos) - npos) >= MIN_FOR_CI and len(groups) >= 2 and n_boot > 0
+    draws: dict[str, list[float]] = {k: [] for k in point}
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot if estimable else 0):
+        idx = torch.from_numpy(np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))]))
+        for k, v in figures(idx).items():
+            if v is not None:
+                draws[k].append(v)
+    ci = {k: ([round(float(x), 4) for x in np.percentile(v, [2.5, 97.5])] if len(v) >= max(10, n_boot // 10)
+              else None) for k, v in draws.items()}  # fmt: skip
+    return {"threshold": float(threshold), "n_images": len(s), "n_patients": len(groups),
+            "metrics": {k: (round(v, 4) if v is not None else None) for k, v in point.items()}, "ci95": ci,
+            "ci_method": f"percentile bootstrap over patients, {n_boot} resamples"}  # fmt: skip
+
+
 def _macro(per_class: dict[str, dict[str, Any]], key: str) -> float | None:
     """Macro average under :data:`MACRO_RULE`."""
     scored = [v for v in per_class.values() if "tp" in v or "precision" in v]  # has known targets
