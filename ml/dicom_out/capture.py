@@ -32,18 +32,22 @@ def secondary_capture(source: Dataset, rgb: np.ndarray, frame: int = 0,
     orientation = source.get("PatientOrientation")
     spacing = source.get("PixelSpacing")
     same_grid = (pixels.shape[0], pixels.shape[1]) == (int(source.get("Rows", 0)), int(source.get("Columns", 0)))
+    pixel_spacing = (float(spacing[0]), float(spacing[1])) if spacing and same_grid else None
     with _quiet_names():
         sc = hd.sc.SCImage.from_ref_dataset(
             ref_dataset=source, pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8,
             coordinate_system="PATIENT", series_instance_uid=series_uid or hd.UID(),
             series_number=SC_SERIES_NUMBER, sop_instance_uid=hd.UID(), instance_number=1,
             manufacturer=MANUFACTURER,
-            pixel_spacing=(float(spacing[0]), float(spacing[1])) if spacing and same_grid else None,
+            pixel_spacing=pixel_spacing,  # type: ignore[arg-type]  # highdicom annotates it as ints
             patient_orientation=("L", "F"),  # replaced below: highdicom insists on single letters
             transfer_syntax_uid="1.2.840.10008.1.2.1")
     # the source's own Patient Orientation (e.g. "P\\FL"), else empty (type 2: unknown)
-    sc.PatientOrientation = list(orientation) if orientation and len(orientation) == 2 else ""
-    sc.Laterality = str(source.get("Laterality", "") or "")  # type 2C: dciodvfy wants it, empty when unpaired
+    kept: list[str] | str = [str(v) for v in orientation] if orientation and len(orientation) == 2 else ""
+    sc.PatientOrientation = kept  # type: ignore[assignment]
+    sc.BodyPartExamined = str(source.get("BodyPartExamined", "") or "CHEST")  # Laterality's condition needs it
+    if source.get("Laterality"):  # type 2C: present for a paired body part, absent otherwise
+        sc.Laterality = source.Laterality
     sc.SeriesDescription = f"AI {description} - {NOT_FOR_DIAGNOSIS}"[:64]
     sc.ImageComments = f"{NOT_FOR_DIAGNOSIS}. Screen capture of CXR Studio {__version__}."
     sc.BurnedInAnnotation = "YES"
