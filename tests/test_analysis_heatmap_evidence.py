@@ -97,6 +97,9 @@ def test_without_a_recorded_operating_point_the_top_class_is_shown() -> None:
     classify(r, 0.7)
     heatmap = explain(r, "PNEUMONIA")
     assert r.view.heatmap is heatmap
+    assert "Gating: PNEUMONIA is the most probable class (the model records no operating point): heatmap shown." in (
+        r.presenter.report_inputs().evidence
+    )
     explain(r, "NORMAL")
     assert r.view.heatmap is None and r.view.evidence.gate_note == NO_EVIDENCE
 
@@ -218,7 +221,9 @@ def test_contour_area_in_mm2_is_the_pixel_count_times_the_spacing() -> None:
     assert r.presenter.report_inputs().regions == shown.regions
     no_spacing, _ = regions_of(values, spaced_image(None))
     explain(r, regions=no_spacing, spacing=None)
-    assert r.view.evidence.contour_text.endswith("Top region: 200 px² (no pixel spacing); 2nd: 20 px² (no pixel spacing).")
+    assert r.view.evidence.contour_text.endswith(
+        "Top region: 200 px²; 2nd: 20 px² (no pixel spacing: areas in image pixels)."
+    )
 
 
 def test_contours_of_a_gated_map_are_not_drawn() -> None:

@@ -40,7 +40,7 @@ def test_the_panel_gates_outlines_and_measures_the_heatmap(ready, qtbot) -> None
     assert box.faith_button.isEnabled()
     box.faith_button.click()
     qtbot.waitUntil(lambda: bool(box.faithfulness.text()) and not panel.busy, timeout=WAIT_MS)
-    assert box.faithfulness.text().startswith(f"Removing the top 10% of this map ") and f"P({top})" in (
+    assert box.faithfulness.text().startswith("Removing the top 10% of this map ") and f"P({top})" in (
         box.faithfulness.text()
     )
     report = panel.report_data()

@@ -80,9 +80,10 @@ def faithfulness_sentence(score: Any) -> str:
 
 
 def area_text(region: Any) -> str:
+    """"1,234 mm²" from the pixel spacing, or "5,678 px²" (image pixels) when the image has none."""
     if region.area_mm2 is not None:
         return f"{region.area_mm2:,.0f} mm²"
-    return f"{region.area_px:,} px² (no pixel spacing)"
+    return f"{region.area_px:,} px²"
 
 
 def contour_text(regions: list[Any]) -> str:
@@ -90,7 +91,8 @@ def contour_text(regions: list[Any]) -> str:
         return "No region at half of the map's maximum."
     names = ("Top region", "2nd", "3rd")
     parts = [f"{names[i] if i < 3 else f'{i + 1}th'}: {area_text(r)}" for i, r in enumerate(regions)]
-    return "Outlined at half of the map's maximum. " + "; ".join(parts) + "."
+    unit = "" if all(r.area_mm2 is not None for r in regions) else " (no pixel spacing: areas in image pixels)"
+    return "Outlined at half of the map's maximum. " + "; ".join(parts) + unit + "."
 
 
 def sanity_text(result: Any) -> str:
@@ -259,8 +261,11 @@ class HeatmapEvidence:
         lines = [f"Heatmap method: {shown.method}."]
         if g is None:
             lines.append(f"Gating: {NOT_CLASSIFIED}.")
-        elif g.above:
+        elif g.above and self._has_operating_point():
             lines.append("Gating: the finding is at or above the model's operating point: heatmap shown.")
+        elif g.above:
+            lines.append(f"Gating: {heatmap.target_label} is the most probable class (the model records no "
+                         "operating point): heatmap shown.")  # fmt: skip
         else:
             lines.append(f"Gating: {g.note}.")
         if shown.faithfulness:
@@ -271,9 +276,10 @@ class HeatmapEvidence:
             lines.append(f"Contours: {shown.contour_text}")
         return (g is None or g.shown), lines
 
-    def forget(self) -> None:
-        """Another model: its sanity results stay (keyed by model), maps and scores go."""
-        self.state.details, self.state.score, self.state.gate = None, None, None
+    def _has_operating_point(self) -> bool:
+        prediction = self.main.results.get(self.main.heatmap_key) if self.main.heatmap_key is not None else None
+        manifest = self.manifest_of(getattr(prediction, "model_name", None))
+        return bool(getattr(manifest, "thresholds", None)) or getattr(prediction, "task", "") == "multilabel"
 
 
 __all__ = [

@@ -57,7 +57,7 @@ class ContourLayer:
             poly = np.asarray(region.polygon, float)
             xs += [*poly[:, 1], poly[0, 1], np.nan]  # (row, col) -> x = col, y = row; closed
             ys += [*poly[:, 0], poly[0, 0], np.nan]
-            text = pg.TextItem(f"{i + 1}: {area_text(region).split(' (')[0]}", color=CONTOUR_COLOUR,
+            text = pg.TextItem(f"{i + 1}: {area_text(region)}", color=CONTOUR_COLOUR,
                                anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))  # fmt: skip
             text.setParentItem(self.item)
             text.setPos(float(poly[:, 1].min()), float(poly[:, 0].min()))

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.viewer.legend import Legend
+from ml.explain import METHOD_LABELS
 from ml.imaging.overlay import blend_rgba, heatmap_rgba
 
 COLOUR_MAPS = ("inferno", "turbo", "viridis", "plasma", "magma")
@@ -124,7 +125,8 @@ class HeatmapLayer:
             set_legend(None)
             return
         ramp = legend_image(self.style.colour_map, self.style.threshold, width=256, height=1)[0]
-        title = f"{getattr(self.heatmap, 'method', '') or 'Heatmap'}"
+        method = getattr(self.heatmap, "method", "") or ""
+        title = METHOD_LABELS.get(method, method) or "Heatmap"
         set_legend(Legend(ramp, low="weak", high="strongest", title=title))
 
     def set_style(self, style: HeatmapStyle) -> None:

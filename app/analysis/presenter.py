@@ -266,7 +266,7 @@ class AnalysisPresenter:
         elif run.kind == "batch":
             self._batch_done(result)
         elif run.kind in ("faithfulness", "sanity"):
-            self._status(self.evidence.finished(run, result))
+            self._status(self.evidence.finished(run, result))  # the sentence, also next to the map
             s = self.state
             s.last_outcome = "finished"
             self.view.announce(run.kind + "_ready", result)

@@ -56,7 +56,8 @@ class DeletionScore:
             f"({self.probability:.2f} -> {self.deleted:.2f})"
         ).replace("by +", "by ")
         if self.random_drop is not None:
-            out += f"; removing a random {pct} region of the same shape: {self.random_drop:+.2f}"
+            rdrop = round(self.random_drop, 2) or 0.0  # never "-0.00"
+            out += f"; removing a random {pct} region of the same shape: {rdrop:+.2f}"
         return out + "."
 
 
