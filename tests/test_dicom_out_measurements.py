@@ -218,3 +218,40 @@ def test_secondary_capture_of_a_cr_passes_dciodvfy(dicom_dir, tmp_path):
     assert ds.BurnedInAnnotation == "YES" and np.array_equal(ds.pixel_array, rgb)
     with pytest.raises(DicomOutError):
         secondary_capture(source, rgb[..., 0])
+
+
+def test_predict_dicom_capture_burns_the_heatmap_in(dicom_dir, tmp_path, capsys):
+    import torch
+
+    from ml.cli import main as cxr
+    from ml.models import bundle
+    from ml.models.manifest import ModelManifest
+    from ml.models.registry import build_model
+
+    torch.manual_seed(0)
+    manifest = ModelManifest(name="tiny", architecture="cxr_resnet_small", labels=["NORMAL", "PNEUMONIA"],
+                             input_size=64)
+    model = bundle.save_model(tmp_path / "tiny.safetensors", build_model("cxr_resnet_small", 2, 1), manifest)
+    src = dicom_dir / "rsna_cxr_pa.dcm"
+    out = tmp_path / "dicom"
+    assert cxr(["predict", str(src), "--model", str(model), "--dicom-out", str(out), "--dicom-capture"]) == 2
+    assert "--dicom-capture needs" in capsys.readouterr().err and not out.exists()
+    assert cxr(["predict", str(src), "--model", str(model), "--explain", "occlusion", "-o", str(tmp_path / "p.csv"),
+                "--dicom-out", str(out), "--dicom-capture"]) == 0
+    captures = sorted(out.glob("*.sc.dcm"))
+    assert len(captures) == 1 and dciodvfy_errors(captures[0]) == []
+    sc = pydicom.dcmread(captures[0])
+    source = pydicom.dcmread(src)
+    pm = pydicom.dcmread(next(out.glob("*.pm.dcm")))
+    assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert sc.StudyInstanceUID == source.StudyInstanceUID and sc.SeriesInstanceUID != source.SeriesInstanceUID
+    from ml.imaging.display import render
+    from ml.imaging.overlay import blend
+
+    # the capture is the displayed image with the map blended in by the viewer's rule
+    assert np.array_equal(sc.pixel_array, blend(render(read_image(src)), pm.pixel_array))
+    rgb = sc.pixel_array.astype(int)
+    hot = pm.pixel_array >= 0.5  # where the heatmap is strong the capture is coloured, elsewhere grey
+    assert hot.any()
+    spread = rgb.max(axis=2) - rgb.min(axis=2)
+    assert spread[hot].mean() > 20 and spread[pm.pixel_array < 0.05].mean() < 5

@@ -13,6 +13,8 @@ from pathlib import Path
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dicom-out", metavar="DIR",
                    help="write each DICOM image's results as a DICOM SR (+ a Parametric Map with --explain)")
+    p.add_argument("--dicom-capture", action="store_true",
+                   help="with --dicom-out and --explain: also a Secondary Capture with the heatmap burned in")
     p.add_argument("--send", metavar="NODE", help="send the DICOM results to this PACS node (needs --dicom-out)")
     p.add_argument("--aet", default="CXRSTUDIO", help="our AE title for --send (default CXRSTUDIO)")
 
@@ -33,6 +35,9 @@ def export(args: argparse.Namespace, predictions: list, predictor, model_path: P
 
     if args.send and not args.dicom_out:
         raise CxrError("--send needs --dicom-out DIR (the results are saved before they are sent).")
+    capture = bool(getattr(args, "dicom_capture", False))
+    if capture and not (args.dicom_out and args.explain):
+        raise CxrError("--dicom-capture needs --dicom-out DIR and --explain METHOD (it burns the heatmap in).")
     node = None
     if args.send:
         from ml.pacs import resolve_node
@@ -62,9 +67,18 @@ def export(args: argparse.Namespace, predictions: list, predictor, model_path: P
             if explainer is not None:
                 from ml.imaging.read import read_image
 
-                heatmap = explainer.explain(read_image(pred.path), pred.frame, target=pred.top_label)
+                image = read_image(pred.path)
+                heatmap = explainer.explain(image, pred.frame, target=pred.top_label)
                 written.append(write(parametric_map(source, heatmap, algorithm, pred.frame), folder,
                                      f"{stem}.pm"))
+                if capture:
+                    from ml.dicom_out.capture import secondary_capture
+                    from ml.imaging.display import render
+                    from ml.imaging.overlay import blend
+
+                    rgb = blend(render(image, pred.frame), heatmap.values)
+                    written.append(write(secondary_capture(source, rgb, pred.frame, description=heatmap.method),
+                                         folder, f"{stem}.sc"))
     finally:
         if explainer is not None:
             explainer.close()
