@@ -52,9 +52,11 @@ class QueryDock(QWidget):
         self.search_button = QPushButton("Search", objectName="pacsSearch")
         self.search_button.setDefault(True)
         grid = QGridLayout()
+        node_row = QHBoxLayout()
+        node_row.addWidget(self.node, 1)
+        node_row.addWidget(nodes_button)
         grid.addWidget(QLabel("Node"), 0, 0)
-        grid.addWidget(self.node, 0, 1)
-        grid.addWidget(nodes_button, 0, 2)
+        grid.addLayout(node_row, 0, 1, 1, 2)
         grid.addWidget(self.inputs["patient_id"], 0, 3)
         grid.addWidget(self.inputs["patient_name"], 0, 4)
         grid.addWidget(self.inputs["accession_number"], 0, 5)
@@ -63,14 +65,15 @@ class QueryDock(QWidget):
         grid.addWidget(self.inputs["date_to"], 1, 2)
         grid.addWidget(self.inputs["modality"], 1, 3)
         grid.addWidget(self.search_button, 1, 5)
-        for column in (1, 3, 4, 5):
-            grid.setColumnStretch(column, 1)
+        for column in range(1, 6):
+            grid.setColumnStretch(column, 2 if column >= 3 else 1)
 
         self.tree = QTreeWidget(objectName="pacsResults")
         self.tree.setHeaderLabels(list(COLUMNS))
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.tree.setAlternatingRowColors(True)
         self.tree.setUniformRowHeights(True)
+        self.tree.setMinimumHeight(self.fontMetrics().height() * 12)  # about ten rows of results
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
@@ -83,11 +86,13 @@ class QueryDock(QWidget):
         self.progress = ProgressPanel(formatter=count_text, cancel_tooltip="Stop the retrieve (nothing partial is kept)",
                                       object_name="pacsProgress")
         self.message = QLabel(objectName="pacsMessage", wordWrap=True)
+        self.method.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         bottom = QHBoxLayout()
         bottom.addWidget(QLabel("Retrieve by"))
         bottom.addWidget(self.method)
         bottom.addWidget(self.retrieve_button)
         bottom.addWidget(self.progress, 1)
+        bottom.addStretch(0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(grid)
@@ -153,8 +158,6 @@ class QueryDock(QWidget):
             item.setChildIndicatorPolicy(QTreeWidgetItem.ChildIndicatorPolicy.ShowIndicator)
             item.setTextAlignment(6, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.tree.addTopLevelItem(item)
-        if rows:
-            self.tree.setCurrentItem(self.tree.topLevelItem(0))
 
     def study_item(self, study_uid: str) -> QTreeWidgetItem | None:
         for i in range(self.tree.topLevelItemCount()):
