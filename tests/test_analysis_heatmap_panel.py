@@ -65,6 +65,18 @@ def test_the_panel_gates_outlines_and_measures_the_heatmap(ready, qtbot) -> None
     assert not box.faith_button.isEnabled()
     box.show_anyway.setChecked(True)
     assert panel.layer.is_shown() and panel.contours.is_shown() and box.faith_button.isEnabled()
+    # another layer, chosen in the form (fusing two blocks)
+    c = panel.controls
+    c.method.setCurrentIndex(c.method.findData("layercam"))
+    c.layer.setText("layer2,layer3")
+    c.target.setCurrentIndex(c.target.findData(top))
+    assert c.options() == {"layer": "layer2,layer3"} and not c.layer.isHidden()
+    panel.explain()
+    qtbot.waitUntil(lambda: panel.heatmap is not None and panel.heatmap.method == "layercam" and not panel.busy,
+                    timeout=WAIT_MS)  # fmt: skip
+    assert box.method.text() == f"LayerCAM at layer2,layer3 for {top}" and panel.layer.is_shown()
+    c.method.setCurrentIndex(c.method.findData("occlusion"))
+    assert c.layer.isHidden() and "layer" not in c.options()
     # another image: nothing of this one's map is left, and nothing to measure
     window.open_paths([str(OTHER)])
     qtbot.waitUntil(lambda: str(window.viewer.image().meta.path) == str(OTHER), timeout=WAIT_MS)

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSlider,
     QSpinBox,
@@ -45,6 +46,7 @@ METHODS = (
     ("layerig", "Integrated gradients"),
 )  # fmt: skip
 TOP_LABEL = ""  # target choice meaning "the model's top label"
+LAYER_METHODS = ("gradcam", "hirescam", "gradcampp", "layercam", "layerig", "default")  # take a layer
 
 
 @lru_cache(maxsize=16)
@@ -191,6 +193,10 @@ class HeatmapControls(QWidget):
         row.addWidget(self.window)
         row.addWidget(QLabel("stride"))
         row.addWidget(self.stride)
+        self.layer = QLineEdit(objectName="heatmapLayer")
+        self.layer.setPlaceholderText("the model's default")
+        self.layer.setToolTip("Layer(s) the CAM methods explain: dotted module paths, comma-separated (e.g. "
+                              "layer2,layer3 fuses two blocks); empty: the architecture's benchmarked default")  # fmt: skip
         self.target = QComboBox(objectName="heatmapTarget")
         self.target.addItem("Top label", TOP_LABEL)
         self.colour_map = QComboBox(objectName="heatmapColourMap")
@@ -211,6 +217,8 @@ class HeatmapControls(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Method", self.method)
         form.addRow("", self.occlusion_row)
+        self.layer_label = QLabel("Layer")
+        form.addRow(self.layer_label, self.layer)
         form.addRow("Target", self.target)
         form.addRow("Colours", self.colour_map)
         self.legend = QLabel(objectName="heatmapLegend")
@@ -271,7 +279,8 @@ class HeatmapControls(QWidget):
     def options(self) -> dict[str, int]:
         if self.method_key() == "occlusion":
             return {"window": self.window.value(), "stride": min(self.stride.value(), self.window.value())}
-        return {}
+        layer = self.layer.text().strip()
+        return {"layer": layer} if layer and self.method_key() in LAYER_METHODS else {}
 
     def style(self) -> HeatmapStyle:
         return HeatmapStyle(
@@ -283,6 +292,8 @@ class HeatmapControls(QWidget):
 
     def _method_changed(self, *_args: Any) -> None:
         self.occlusion_row.setVisible(self.method_key() == "occlusion")
+        self.layer.setVisible(self.method_key() in LAYER_METHODS)
+        self.layer_label.setVisible(self.method_key() in LAYER_METHODS)
 
     def _update_labels(self) -> None:
         self.opacity_label.setText(f"Opacity {self.opacity.value()}%")

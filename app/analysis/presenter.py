@@ -199,7 +199,7 @@ class AnalysisPresenter:
         image, frame = current
         request = self.view.heatmap_request()
         method = method or request.method
-        options = dict(request.options) if method == "occlusion" else {}
+        options = dict(request.options) if method == request.method else {}  # occlusion window, CAM layer
         key = result_key(image, frame)
         classify = key not in self.state.results  # the gate needs the model's call on this image
         self.loading.with_model(lambda loaded: self._start(

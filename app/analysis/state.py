@@ -73,7 +73,7 @@ class SettingsStore(Protocol):
 class ExplainRequest:
     method: str = "gradcam"  # a name of ml.explain.METHODS, or "default"
     target: str | None = None  # None: the model's top label
-    options: dict[str, int] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # occlusion window/stride; a CAM layer
 
 
 @dataclass(frozen=True)
