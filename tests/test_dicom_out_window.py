@@ -78,3 +78,11 @@ def test_sr_saved_from_the_window_comes_back_on_its_image(qtbot, window, dicom_d
     assert abs(window.viewer.measurements()[0].numbers["mm"] - mm) < 0.01
     item = window.viewer.overlay_layer("Parametric map")
     assert item is not None and item.image[200, 200, 3] > 0 and item.image[500, 500, 3] == 0
+
+    # choosing the map's (or the SR's) row in the browser shows the image it belongs to, with the map
+    window.viewer.clear()
+    window.loader.forget()
+    assert window.browser.select_path(str(pm))
+    qtbot.waitUntil(lambda: window.viewer.image() is not None, timeout=60_000)
+    assert window.loader.current_path.endswith("chest.dcm")
+    assert window.viewer.overlay_layer("Parametric map") is not None

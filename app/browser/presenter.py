@@ -241,6 +241,19 @@ class BrowserPresenter:
             walk(root)
         return out
 
+    def image_of_result(self, entry: InstanceEntry, reference) -> InstanceEntry | None:  # noqa: ANN001
+        """For a results object (SR, Parametric Map; ``reference(path)`` gives the SOP Instance UID of
+        the image it belongs to) the open image it belongs to; None for anything else."""
+        from app.browser.rules import OVERLAY_CLASSES
+
+        if entry.meta.sop_class_uid not in OVERLAY_CLASSES:
+            return None
+        uid = reference(entry.path)
+        if not uid:
+            return None
+        return next((e for e in self.index.instances() if e.is_image and e.meta.sop_instance_uid == uid
+                     and e.path != entry.path), None)
+
     # -- anonymised export ---------------------------------------------------------------------
     def export_files(self, key: str | None) -> list[str]:
         """The DICOM files under a row (patient, study, series or one instance), in tree order, for

@@ -107,6 +107,9 @@ class BrowserPanel(QWidget):
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
         self._exporter = None  # app.browser.export.AnonymisedExporter, made on first use
+        # path of a results object (SR, Parametric Map) -> the SOP Instance UID of its image, or None;
+        # set by app.viewer.dicom_menu: selecting such a row shows its image (with the result over it)
+        self.result_reference: Callable[[str], str | None] | None = None
         self.exportRequested.connect(lambda files, name: self.exporter().ask(files, name))
 
     @property
@@ -188,6 +191,10 @@ class BrowserPanel(QWidget):
 
     def _current_changed(self, current: QTreeWidgetItem | None, _previous: QTreeWidgetItem | None) -> None:
         entry = self.entry_for(current)
+        if entry is not None and self.result_reference is not None:
+            target = self.presenter.image_of_result(entry, self.result_reference)
+            if target is not None and self.select_path(target.path):
+                return  # its image is selected instead (and emitted by that selection)
         if entry is not None:
             self.instanceSelected.emit(entry)
 

@@ -74,6 +74,9 @@ class DicomObjectsController:
         if indexer is not None:
             indexer.batch.connect(lambda _rid, entries: self.entries_added(entries))
             indexer.finished.connect(lambda _rid, index: self.entries_added(list(index.instances())))
+        browser = getattr(window, "browser", None)
+        if browser is not None and hasattr(browser, "result_reference"):
+            browser.result_reference = self.presenter.reference_of  # a result's row shows its image
         close_all = getattr(window, "close_all_action", None)
         if close_all is not None:
             close_all.triggered.connect(self.presenter.forget)

@@ -47,6 +47,7 @@ class DicomObjectsPresenter:
         self._measurements: dict[str, list[tuple[str, object]]] = {}  # image UID -> [(SR path, PlanarMeasurement)]
         self._maps: dict[str, object] = {}  # image UID -> MapOverlay
         self._seen: set[str] = set()
+        self._references: dict[str, str] = {}  # object path -> the SOP Instance UID of its image
         self._applied: set[tuple[str, str]] = set()  # (image key, SR path) already shown
         self.shown_map: object | None = None
         state.events.image.connect(lambda _event: self.image_shown())
@@ -73,8 +74,10 @@ class DicomObjectsPresenter:
             if kind == "measurements":
                 for m in value:  # type: ignore[attr-defined]
                     self._measurements.setdefault(m.sop_instance_uid, []).append((path, m))
+                self._references[path] = value[0].sop_instance_uid  # type: ignore[index]
             else:
                 self._maps[value.sop_instance_uid] = value  # type: ignore[attr-defined]
+                self._references[path] = value.sop_instance_uid  # type: ignore[attr-defined]
         if problems:
             self.view.status(problems[0])
         if found:
@@ -82,6 +85,12 @@ class DicomObjectsPresenter:
             if self.shown_map is None and not self._pending_here():
                 self.view.status(f"{found} DICOM result object(s) opened: they appear on their image when it is shown")
         return found
+
+    def reference_of(self, path: str) -> str | None:
+        """The SOP Instance UID of the image the SR / Parametric Map at ``path`` belongs to."""
+        if path not in self._seen:
+            self.open_paths([path])
+        return self._references.get(path)
 
     def _pending_here(self) -> bool:
         uid = self._image_uid()
@@ -121,6 +130,7 @@ class DicomObjectsPresenter:
         self._measurements.clear()
         self._maps.clear()
         self._seen.clear()
+        self._references.clear()
         self._applied.clear()
         self._show_map(None)
 
