@@ -123,12 +123,22 @@ def test_node_dialog_test_save_and_the_receiver(qtbot, window, big_pacs, dicom_d
     assert "listening on port" in dialog.receiver_status.text()
     dock = window.pacs.show_query()
     assert [dock.method.itemText(i) for i in range(dock.method.count())] == ["C-GET", "C-MOVE to our receiver", "WADO-RS"]
+    _search(qtbot, dock, date_from="20040826", date_to="20040826")  # retrieve by C-MOVE to our receiver
+    dock.method.setCurrentIndex(1)
+    dock.tree.topLevelItem(0).setSelected(True)
+    assert dock.retrieve_selected()
+    qtbot.waitUntil(lambda: dock.presenter.retrieve_job is None, timeout=WAIT_MS)
+    assert dock.message.text().startswith("Retrieved 1 study"), dock.message.text()
+    moved = list((cache() / RG3_STUDY).glob("*.dcm"))
+    qtbot.waitUntil(lambda: len(window.browser.index) == 1, timeout=WAIT_MS)
+    assert len(moved) == 1 and [e.path for e in window.browser.index.instances()] == [str(moved[0])]
+    qtbot.waitUntil(lambda: window.viewer.image() is not None, timeout=WAIT_MS)
     # a study pushed to us (dcmtk's storescu) appears in the browser
     pushed = dicom_dir / "rsna_cxr_pa.dcm"
     done = subprocess.run([shutil.which("storescu") or "storescu", *_proposal(pushed), "-aec", APP_AET,
                            "127.0.0.1", str(big_pacs.server.app_port), str(pushed)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    qtbot.waitUntil(lambda: len(window.browser.index) == 1, timeout=WAIT_MS)
-    assert next(iter(window.browser.index.instances())).path.startswith(str(cache()))
-    qtbot.waitUntil(lambda: window.viewer.image() is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: len(window.browser.index) == 2, timeout=WAIT_MS)
+    pushed_in = [e.path for e in window.browser.index.instances() if "1.2.276.0.7230010" in e.path]
+    assert len(pushed_in) == 1 and pushed_in[0].startswith(str(cache()))

@@ -131,6 +131,7 @@ class NodesDialog(QDialog):
         self.auth.currentIndexChanged.connect(
             lambda _i: None if self._updating else p.edit("auth", self.auth.currentData()))
         self.receiver_enabled.toggled.connect(lambda on: None if self._updating else p.edit_receiver("enabled", on))
+        self.receiver_enabled.toggled.connect(self._receiver_fields)
         self.receiver_port.textEdited.connect(lambda t: p.edit_receiver("port", t))
         self.receiver_aet.textEdited.connect(lambda t: p.edit_receiver("ae_title", t))
 
@@ -181,7 +182,12 @@ class NodesDialog(QDialog):
         self.receiver_port.setText(form.port)
         self.receiver_aet.setText(form.ae_title)
         self.receiver_status.setText(status)
+        self._receiver_fields(form.enabled)
         self._updating = False
+
+    def _receiver_fields(self, on: bool) -> None:
+        self.receiver_port.setEnabled(on)
+        self.receiver_aet.setEnabled(on)
 
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setText(text)
