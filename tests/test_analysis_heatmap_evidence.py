@@ -150,6 +150,10 @@ def test_the_faithfulness_sentence() -> None:
         "a random 10% of the same shape lowers it by 10 points."
     )
     assert faithfulness_sentence(score(0.5, 0.49, None)).endswith("by 1 point (50% → 49%).")
+    assert faithfulness_sentence(score(0.99, 0.6, 0.993)).endswith(
+        "lowers P(PNEUMONIA) by 39 points (99% → 60%); a random 10% of the same shape changes it by less than 1 point."
+    )
+    assert "changes P(PNEUMONIA) by less than 1 point (100% → 100%)" in faithfulness_sentence(score(0.999, 0.998, 0.5))
 
 
 def test_faithfulness_attaches_to_its_own_map_and_image_only() -> None:

@@ -69,13 +69,19 @@ def faithfulness_sentence(score: Any) -> str:
     """"Removing the top 10% of this map lowers P(PNEUMONIA) by 34 points (91% → 57%); a random 10%
     of the same shape by 3 points." (the probability in percentage points)."""
     pct = f"{score.fraction * 100:.0f}%"
-    verb = "lowers" if score.drop >= 0 else "raises"
-    out = (f"Removing the top {pct} of this map {verb} P({score.label}) by {points(score.drop)} "
+
+    def change(delta: float, same_as: float | None = None, it: str = "") -> str:
+        if round(abs(delta) * 100) == 0:
+            return f"changes {it}by less than 1 point"
+        verb = "lowers" if delta >= 0 else "raises"
+        if same_as is not None and round(abs(same_as) * 100) != 0 and (delta >= 0) == (same_as >= 0):
+            return f"by {points(delta)}"  # "...; a random 10% of the same shape by 3 points"
+        return f"{verb} {it}by {points(delta)}"
+
+    out = (f"Removing the top {pct} of this map {change(score.drop, it=f'P({score.label}) ')} "
            f"({score.probability:.0%} → {score.deleted:.0%})")  # fmt: skip
     if score.random_drop is not None:
-        rverb = "" if (score.random_drop >= 0) == (score.drop >= 0) else ("lowers it " if score.random_drop >= 0
-                                                                          else "raises it ")  # fmt: skip
-        out += f"; a random {pct} of the same shape {rverb}by {points(score.random_drop)}"
+        out += f"; a random {pct} of the same shape {change(score.random_drop, score.drop, 'it ')}"
     return out + "."
 
 
