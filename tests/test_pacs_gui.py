@@ -83,14 +83,14 @@ def test_cancel_mid_retrieve_leaves_nothing(qtbot, window, big_pacs):  # noqa: F
 
     def on_progress(done: int, total: int, _message: str) -> None:
         seen.append(done)
-        if done >= 3 and dock.progress.cancel_button.isEnabled():
+        if done >= 1 and dock.progress.cancel_button.isEnabled():
             dock.progress.cancel_button.click()  # the user presses Cancel mid-way
 
     assert dock.retrieve_selected()
     job = dock.presenter.retrieve_job
     job.signals.progress.connect(on_progress)
     qtbot.waitUntil(lambda: job.is_done, timeout=WAIT_MS)
-    assert job.state == "cancelled" and 3 <= max(seen) < big_pacs.big_instances
+    assert job.state == "cancelled" and 1 <= max(seen) < big_pacs.big_instances
     assert "nothing of the unfinished study was kept" in dock.message.text()
     assert not cache().exists() or list(cache().iterdir()) == []  # no study, no staging folder
     qtbot.wait(300)

@@ -17,7 +17,7 @@ import pytest
 from tests.helpers.dicom_factory import new_uid, write_dicom
 from tests.helpers.orthanc import OrthancServer, start_seeded
 
-BIG_INSTANCES = 120
+BIG_INSTANCES = 160
 BIG_PATIENT_ID = "CANCEL-0001"
 BIG_DATE = "19990315"
 
@@ -37,7 +37,7 @@ def write_big_study(folder: Path, count: int = BIG_INSTANCES) -> tuple[str, list
         write_dicom(path, patient_name="Cancel^Test", patient_id=BIG_PATIENT_ID, study_uid=study,
                     study_date=BIG_DATE, accession_number="BIG001", study_description="Many instances",
                     series_uid=series, series_number=1, instance_number=i + 1, modality="CR",
-                    rows=256, columns=256)
+                    rows=512, columns=512)
         paths.append(path)
     return study, paths
 
