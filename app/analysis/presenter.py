@@ -12,7 +12,10 @@ background work through a :class:`JobRunner` and tells the view what to show thr
   of the previous model; switching the device lets the run finish (same model, same results);
 - results are kept per image, keyed by (path, frame); the table shows the result of the image shown,
   or nothing, never another image's result; the heatmap is shown over the image it was computed on;
-- which actions are enabled (:func:`app.analysis.state.enabled_state`).
+- which actions are enabled (:func:`app.analysis.state.enabled_state`);
+- a heatmap is drawn only as its gate allows, with its outlines, faithfulness and sanity verdict
+  (:class:`app.analysis.evidence.HeatmapEvidence`; Explain on an unclassified image classifies it in
+  the same job, since the gate needs the model's call).
 """
 
 from __future__ import annotations
