@@ -110,6 +110,7 @@ def test_query_presenter_search_rows_and_retrieve(session):
     assert not p.search(SearchForm())
     assert view.messages[-1] == (EMPTY_CRITERIA, True) and runner.jobs == []
     assert p.search(SearchForm(patient_id="PID7"))
+    assert not p.search(SearchForm(patient_id="PID7")) and len(runner.jobs) == 1  # one at a time
     job = runner.jobs[-1]
     assert job.fn.args[1].patient_id == "PID7" and view.calls["set_enabled"] == (False, False)
     old = Match("STUDY", "1.1", "PID7", "Doe^Jane", "20010101", "", "", "CR")
@@ -209,3 +210,12 @@ def test_node_form_keeps_the_secret_only_for_its_auth_kind():
     form = NodeForm(name="n", dicomweb_url="https://h/x", auth="none", username="u", secret="s")
     assert (form.node().username, form.node().password) == ("", "")
     assert NodeForm.of(Node("n", dicomweb_url="https://h/x", auth="basic", username="u", password="p")).secret == "p"
+
+
+def test_a_broken_node_file_is_one_readable_message():
+    nodes_file().parent.mkdir(parents=True, exist_ok=True)
+    nodes_file().write_text("{not json", encoding="utf-8")
+    view = Recorder()
+    QueryPresenter(view, FakeRunner(), PacsSession(), lambda _p: None).refresh_nodes()
+    assert view.messages[-1][1] is True and "cannot be read" in view.messages[-1][0]
+    assert view.calls["show_nodes"] == ([], -1)

@@ -156,7 +156,9 @@ class QueryPresenter:
             self.node_name = names[0] if names else ""
         self.view.show_nodes(names, names.index(self.node_name) if self.node_name else -1)
         self._show_methods()
-        if not names:
+        if self.session.load_error:
+            self.view.show_message(self.session.load_error, error=True)
+        elif not names:
             self.view.show_message("No PACS node yet: add one in PACS > Nodes….")
         self._enable()
 
@@ -192,6 +194,8 @@ class QueryPresenter:
     # -- search ------------------------------------------------------------------------------------
     def search(self, form: SearchForm) -> bool:
         node = self.session.nodes.get(self.node_name)
+        if self.search_job is not None:  # one search at a time (Enter in a field while one runs)
+            return False
         if node is None:
             self.view.show_message("Choose a PACS node first (PACS > Nodes… adds one).", error=True)
             return False
