@@ -265,6 +265,7 @@ def test_a_method_that_fails_the_randomisation_check_is_flagged() -> None:
     assert shown.sanity_failed and shown.sanity.startswith("⚠ Grad-CAM FAILS the randomisation check")
     assert "rank correlation 0.83" in shown.sanity and "bound 0.50" in shown.sanity
     assert any(line.startswith("Sanity: ⚠ Grad-CAM FAILS") for line in r.presenter.report_inputs().evidence)
+    assert shown.flagged == ("gradcam",)  # marked in the method picker
     explain(r, layer="layer3")  # the verdict holds for every map of this method, layer and model
     assert r.view.evidence.sanity_failed
     explain(r, layer="layer2")  # another layer: not checked

@@ -52,6 +52,9 @@ def test_the_panel_gates_outlines_and_measures_the_heatmap(ready, qtbot) -> None
     box.sanity_button.click()
     qtbot.waitUntil(lambda: bool(box.sanity.text()) and not panel.busy, timeout=WAIT_MS)
     assert "the randomisation check: rank correlation" in box.sanity.text()
+    flagged = "FAILS" in box.sanity.text()
+    gradcam = panel.controls.method.itemText(panel.controls.method.findData("gradcam"))
+    assert gradcam == ("Grad-CAM — fails the sanity check" if flagged else "Grad-CAM")
 
     # the other label is below the operating point: computed, not drawn, until "Show anyway"
     other = next(x for x in panel.prediction.labels if x != top)

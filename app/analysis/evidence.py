@@ -45,6 +45,7 @@ class EvidenceShown:
     sanity_failed: bool = False
     regions: tuple[Any, ...] = ()  # outlines to draw (ml.explain.contours.Region); () draws none
     contour_text: str = ""  # "Top region: 1,234 mm²"
+    flagged: tuple[str, ...] = ()  # methods that failed the randomisation check on this model (marked in the picker)
 
 
 @dataclass
@@ -154,7 +155,7 @@ class HeatmapEvidence:
         if heatmap is None:
             st.gate = None
             self.view.show_heatmap(None)
-            self.view.show_evidence(EvidenceShown())
+            self.view.show_evidence(EvidenceShown(flagged=self.flagged()))
         else:
             st.gate = g = self.gate_of(heatmap)
             self.view.show_heatmap(heatmap if g is None or g.shown else None)
@@ -176,7 +177,13 @@ class HeatmapEvidence:
             sanity=sanity_text(result) if result is not None else "",
             sanity_failed=result is not None and not result.passed, regions=regions,
             contour_text=contour_text(list(regions)) if details is not None and st.contours and visible else "",
+            flagged=self.flagged(),
         )  # fmt: skip
+
+    def flagged(self) -> tuple[str, ...]:
+        """Methods that failed the randomisation check (at any layer) on the chosen model."""
+        model = str(self.main.selected)
+        return tuple(sorted({m for (name, m, _layer), r in self.state.sanity.items() if name == model and not r.passed}))
 
     def refresh(self) -> None:
         """Show the image's map again (an option changed)."""

@@ -268,6 +268,12 @@ class HeatmapControls(QWidget):
         self.window.setValue(max(1, round(32 * input_size / 224)))
         self.stride.setValue(max(1, round(16 * input_size / 224)))
 
+    def set_flagged(self, methods: tuple[str, ...]) -> None:
+        """Mark the methods that failed the randomisation check on this model (they explain the image,
+        not the model) in the picker."""
+        for i, (key, text) in enumerate(METHODS):
+            self.method.setItemText(i, f"{text} — fails the sanity check" if key in methods else text)
+
     def method_key(self) -> str:
         return str(self.method.currentData())
 

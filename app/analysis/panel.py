@@ -233,6 +233,7 @@ class AnalysisPanel(QWidget):
     def show_evidence(self, shown: Any) -> None:
         self.ui.evidence.render(shown)
         self.contours.set_regions(shown.regions)
+        self.ui.controls.set_flagged(shown.flagged)
 
     def set_enabled(self, enabled: Enabled) -> None:
         ui = self.ui
