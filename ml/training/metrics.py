@@ -145,10 +145,8 @@ def operating_point_ci(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """A two-class call ``score >= threshold``: accuracy, sensitivity, specificity and AUROC with 95%
-    percentile intervals over ``n_boot`` resamplings of patients (all images of a drawn patient
-    come along). A figure whose interval is not estimable (fewer than :data:`MIN_FOR_CI` positives
-    or negatives, or one patient) has ``None`` as its interval."""
+    """Accuracy, sensitivity, specificity and AUROC of the call ``score >= threshold`` with 95% intervals
+    over ``n_boot`` patient resamplings; ``None`` when not estimable (< :data:`MIN_FOR_CI` per class)."""
     s = torch.as_tensor(np.asarray(scores, dtype=np.float64))
     pos = torch.as_tensor(np.asarray(positive, dtype=bool))
     groups = _patient_groups(len(s), patients)
@@ -159,8 +157,7 @@ def operating_point_ci(
         return {"accuracy": (st["tp"] + st["tn"]) / n if n else None,  # type: ignore[operator]
                 "sensitivity": st["recall"], "specificity": st["specificity"], "auroc": _auroc(s[idx], pos[idx])}  # fmt: skip
 
-    point = figures(slice(None))
-    npos = int(pos.sum())
+    point, npos = figures(slice(None)), int(pos.sum())
     estimable = min(npos, len(pos) - npos) >= MIN_FOR_CI and len(groups) >= 2 and n_boot > 0
     draws: dict[str, list[float]] = {k: [] for k in point}
     rng = np.random.default_rng(seed)
