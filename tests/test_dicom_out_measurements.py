@@ -255,3 +255,22 @@ def test_predict_dicom_capture_burns_the_heatmap_in(dicom_dir, tmp_path, capsys)
     assert hot.any()
     spread = rgb.max(axis=2) - rgb.min(axis=2)
     assert spread[hot].mean() > 20 and spread[pm.pixel_array < 0.05].mean() < 5
+
+
+def test_a_multiframe_sr_keeps_the_frame_and_a_foreign_map_reads(dicom_dir, tmp_path):
+    from ml.dicom_out.readback import read_object
+
+    source = read_source(dicom_dir / "emri_small_RLE.dcm")  # enhanced MR, several frames
+    path = write(measurement_sr(source, [PlanarMeasurement("distance", [(1.0, 1.0), (10.0, 10.0)], {"px": 12.7},
+                                                           frame=3)]), tmp_path, "mf")
+    assert dciodvfy_errors(path) == []
+    ref = next(i for i in _content(pydicom.dcmread(path)) if i.ValueType == "IMAGE").ReferencedSOPSequence[0]
+    assert int(ref.ReferencedFrameNumber) == 4  # 1-based in DICOM
+    assert read_measurements(path)[0].frame == 3
+    kind, overlay = read_object(dicom_dir / "parametric_map_float.dcm")  # another tool's Parametric Map
+    pm = pydicom.dcmread(dicom_dir / "parametric_map_float.dcm", stop_before_pixels=True)
+    derivation = pm.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0].SourceImageSequence[0]
+    assert kind == "map" and overlay.values.shape == (pm.Rows, pm.Columns)
+    assert overlay.sop_instance_uid == derivation.ReferencedSOPInstanceUID
+    assert 0.0 <= overlay.values.min() and overlay.values.max() <= 1.0
+    assert read_object(dicom_dir / "rsna_cxr_pa.dcm") is None  # an image is not a result object
