@@ -269,8 +269,8 @@ def test_a_multiframe_sr_keeps_the_frame_and_a_foreign_map_reads(dicom_dir, tmp_
     assert read_measurements(path)[0].frame == 3
     kind, overlay = read_object(dicom_dir / "parametric_map_float.dcm")  # another tool's Parametric Map
     pm = pydicom.dcmread(dicom_dir / "parametric_map_float.dcm", stop_before_pixels=True)
-    derivation = pm.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0].SourceImageSequence[0]
+    referenced = pm.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0]  # its derivation sequence is empty
     assert kind == "map" and overlay.values.shape == (pm.Rows, pm.Columns)
-    assert overlay.sop_instance_uid == derivation.ReferencedSOPInstanceUID
+    assert overlay.sop_instance_uid == referenced.ReferencedSOPInstanceUID
     assert 0.0 <= overlay.values.min() and overlay.values.max() <= 1.0
     assert read_object(dicom_dir / "rsna_cxr_pa.dcm") is None  # an image is not a result object
