@@ -125,7 +125,9 @@ def test_browser_exports_a_study_anonymised(qtbot, sources, tmp_path):
 
     out = tmp_path / "export"
     job = panel.exporter().start(files, str(out), as_zip=False)
+    assert panel.export_progress.job is job or job.is_done  # the panel's progress bar follows it
     qtbot.waitUntil(lambda: job.is_done, timeout=60_000)
+    assert panel.export_progress.job is None and panel.export_progress.isHidden()
     assert job.state == "finished", job.error_message
     assert "2 file(s) exported anonymised" in panel.caption.text()
     fs = FileSet(pydicom.dcmread(out / "DICOMDIR"))

@@ -20,6 +20,7 @@ class AnonymisedExporter(QObject):
     """Asks where to, runs the export as a job and says how it went (``done(message)``)."""
 
     done = Signal(str)
+    started = Signal(object)  # the export's Job (for a progress panel)
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
@@ -61,7 +62,9 @@ class AnonymisedExporter(QObject):
         job.signals.error.connect(lambda message: self._finish(f"Export failed: {message}"))
         job.signals.cancelled.connect(lambda: self._finish("Export cancelled: nothing was written."))
         self.job = job
-        return job.start()
+        job.start()
+        self.started.emit(job)
+        return job
 
     def _finish(self, message: str) -> None:
         self.last_message = message

@@ -230,9 +230,14 @@ class BrowserPanel(QWidget):
     def exporter(self):  # noqa: ANN201 - AnonymisedExporter
         if self._exporter is None:
             from app.browser.export import AnonymisedExporter
+            from app.progress import ProgressPanel, count_text
 
+            self.export_progress = ProgressPanel(self, formatter=count_text, cancel_tooltip="Stop the export",
+                                                 object_name="exportProgress")
+            self.layout().addWidget(self.export_progress)
             self._exporter = AnonymisedExporter(self)
             self._exporter.done.connect(self.caption.setText)
+            self._exporter.started.connect(lambda job: self.export_progress.bind(job, "Exporting anonymised"))
         return self._exporter
 
     def current_entry(self) -> InstanceEntry | None:
