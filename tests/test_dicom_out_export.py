@@ -138,3 +138,29 @@ def test_browser_exports_a_study_anonymised(qtbot, sources, tmp_path):
         assert not secrets & set(_values(ds)) and ds.PatientIdentityRemoved == "YES"
     assert _hashes(sources) == before
     qtbot.waitUntil(lambda: running_jobs() == 0, timeout=30_000)
+
+
+def test_references_follow_the_new_uids_and_a_file_that_cannot_be_written_is_one_error(dicom_dir, tmp_path, capsys):
+    from ml.dicom_out.measurements import PlanarMeasurement, measurement_sr, read_measurements
+    from ml.dicom_out.results import read_source, write
+
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(dicom_dir / "rsna_cxr_pa.dcm", src / "chest.dcm")
+    write(measurement_sr(read_source(src / "chest.dcm"), [PlanarMeasurement("distance", [(1.0, 2.0), (30.0, 40.0)],
+                                                                            {"mm": 8.4})]), src, "chest_sr")
+    out = tmp_path / "out"
+    export([src], out)
+    fs = FileSet(pydicom.dcmread(out / "DICOMDIR"))
+    by_modality = {str(ds.Modality): ds for ds in (i.load() for i in fs)}
+    image, sr = by_modality["CR"], by_modality["SR"]
+    original = pydicom.dcmread(src / "chest.dcm", stop_before_pixels=True)
+    assert image.SOPInstanceUID != original.SOPInstanceUID
+    assert read_measurements(sr)[0].sop_instance_uid == image.SOPInstanceUID  # the SR still points at its image
+    assert sr.StudyInstanceUID == image.StudyInstanceUID and sr.PatientID == image.PatientID
+
+    shutil.copy(dicom_dir / "liver_deflate.dcm", src / "deflated.dcm")  # a transfer syntax pydicom cannot write
+    assert cxr(["anonymise", str(src), "-o", str(tmp_path / "out2"), "--zip"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "deflated.dcm cannot be written anonymised" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]

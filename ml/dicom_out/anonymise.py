@@ -70,8 +70,13 @@ def anonymise(paths: list[str | os.PathLike[str]], out_dir: str | os.PathLike[st
         while dest in written:  # two sources with one SOP Instance UID: keep both, never overwrite
             n += 1
             dest = dest.with_name(f"{ds.SOPInstanceUID}_{n}.dcm")
-        with atomic_path(dest) as tmp:
-            ds.save_as(tmp, enforce_file_format=True)
+        try:
+            with atomic_path(dest) as tmp:
+                ds.save_as(tmp, enforce_file_format=True)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # e.g. a transfer syntax pydicom cannot write
+            syntax = str(ds.file_meta.get("TransferSyntaxUID", "?"))
+            raise AnonymiseError(f"{src.name} cannot be written anonymised (transfer syntax {syntax}: "
+                                 f"{type(exc).__name__}); leave it out of the export.") from None
         written.append(dest)
         report(progress, i + 1, len(files), f"anonymised {i + 1} of {len(files)}")
     return written
@@ -106,7 +111,11 @@ def _write_dicomdir(files: list[Path], folder: Path) -> int:
                                  ("StudyDate", "19000101"), ("StudyTime", "000000")):
             if ds.get(keyword) in (None, ""):  # type 1 in the directory records
                 setattr(ds, keyword, default)
-        fs.add(ds)
+        try:
+            fs.add(ds)
+        except (ValueError, KeyError, AttributeError) as exc:  # a SOP class or value a DICOMDIR cannot hold
+            raise AnonymiseError(f"{path.name} cannot be listed in a DICOMDIR ({str(exc).splitlines()[0][:120]}); "
+                                 "export without --dicomdir or leave it out.") from None
     fs.write(folder)
     return len(fs)
 
