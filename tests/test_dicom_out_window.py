@@ -86,3 +86,12 @@ def test_sr_saved_from_the_window_comes_back_on_its_image(qtbot, window, dicom_d
     qtbot.waitUntil(lambda: window.viewer.image() is not None, timeout=60_000)
     assert window.loader.current_path.endswith("chest.dcm")
     assert window.viewer.overlay_layer("Parametric map") is not None
+
+    # a second viewport (View > Layout) showing the same image gets the SR measurement and the map too
+    from ml.imaging.read import read_image
+
+    window.layout_controller.set_layout("1x2")
+    second = window.layout_controller.grid.viewer(1)
+    second.set_image(read_image(folder / "chest.dcm"), "second viewport")
+    assert len(second.measurements()) == 1 and abs(second.measurements()[0].numbers["mm"] - mm) < 0.01
+    assert second.overlay_layer("Parametric map") is not None

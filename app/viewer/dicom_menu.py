@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PySide6 import QtGui, QtWidgets
 
 from app.browser.rules import OVERLAY_CLASSES
-from app.viewer.dicom_objects import DicomObjectsPresenter
+from app.viewer.dicom_objects import DicomObjectsPresenter, ResultObjects
 from app.viewer.legend import Legend
 from ml.errors import CxrError
 from ml.imaging.overlay import heatmap_rgba
@@ -52,14 +52,34 @@ class MapLayer:
         self.viewer.set_legend(Legend(ramp, low="weak", high="strongest", title=f"{overlay.method} (DICOM)"))
 
 
+class _ViewerPart:
+    """The presenter's view for one viewport: its map layer and measurement layer."""
+
+    def __init__(self, controller: DicomObjectsController, viewer: Any) -> None:
+        self.controller = controller
+        self.viewer = viewer
+        self.map_layer = MapLayer(viewer)
+
+    def show_map(self, overlay: object | None) -> None:
+        self.map_layer.show(overlay)
+
+    def reload_measurements(self) -> None:
+        self.viewer.measurement_layer().switch(self.viewer.state.key)
+
+    def status(self, text: str) -> None:
+        self.controller.status(text)
+
+
 class DicomObjectsController:
-    """The presenter's view for one main window's viewer, and the two File menu actions."""
+    """One main window's wiring: a presenter per viewport over one shared set of result objects,
+    and the two File menu actions (they act on the active viewport)."""
 
     def __init__(self, window: Any) -> None:
         self.window = window
         self.viewer = window.viewer
-        self.map_layer = MapLayer(self.viewer)
-        self.presenter = DicomObjectsPresenter(self.viewer.state, self)
+        self.objects = ResultObjects()
+        self._presenters: dict[int, DicomObjectsPresenter] = {}
+        self.presenter = self.attach(self.viewer)
         self.save_sr_action = QtGui.QAction("Save measurements as DICOM &SR…", self.viewer)
         self.save_sr_action.setObjectName("save_measurements_sr")
         self.save_sr_action.setStatusTip("The image's distance, angle and ROI measurements as a DICOM "
@@ -70,23 +90,38 @@ class DicomObjectsController:
         self.save_sc_action.setStatusTip("The image as displayed with its heatmap burned in, as a new "
                                          "series of its study (not for diagnostic use)")
         self.save_sc_action.triggered.connect(self.save_capture_dialog)
+        self._grid = getattr(getattr(window, "layout_controller", None), "grid", None)
+        if self._grid is not None:  # the other viewports of View > Layout
+            self._grid.viewerCreated.connect(self.attach)
+            for viewer in self._grid.viewers():
+                self.attach(viewer)
         indexer = getattr(window, "indexer", None)
         if indexer is not None:
             indexer.batch.connect(lambda _rid, entries: self.entries_added(entries))
             indexer.finished.connect(lambda _rid, index: self.entries_added(list(index.instances())))
         browser = getattr(window, "browser", None)
         if browser is not None and hasattr(browser, "result_reference"):
-            browser.result_reference = self.presenter.reference_of  # a result's row shows its image
+            browser.result_reference = self.objects.reference_of  # a result's row shows its image
         close_all = getattr(window, "close_all_action", None)
         if close_all is not None:
-            close_all.triggered.connect(self.presenter.forget)
+            close_all.triggered.connect(self.forget)
 
-    # ------------------------------------------------------------------ presenter's view
-    def show_map(self, overlay: object | None) -> None:
-        self.map_layer.show(overlay)
+    def attach(self, viewer: Any) -> DicomObjectsPresenter:
+        """Show result objects in ``viewer`` too (the main viewer and each layout viewport)."""
+        if id(viewer) not in self._presenters:
+            presenter = DicomObjectsPresenter(viewer.state, _ViewerPart(self, viewer), self.objects)
+            self._presenters[id(viewer)] = presenter
+            presenter.image_shown()
+        return self._presenters[id(viewer)]
 
-    def reload_measurements(self) -> None:
-        self.viewer.measurement_layer().switch(self.viewer.state.key)
+    def active(self) -> tuple[Any, DicomObjectsPresenter]:
+        """The viewport the window's menus act on, and its presenter."""
+        viewer = self._grid.active_viewer() if self._grid is not None else self.viewer
+        return viewer, self.attach(viewer)
+
+    def forget(self) -> None:
+        for presenter in self._presenters.values():
+            presenter.forget()
 
     def status(self, text: str) -> None:
         bar = getattr(self.window, "statusBar", None)
@@ -97,10 +132,10 @@ class DicomObjectsController:
     def entries_added(self, entries: list) -> None:
         paths = [e.path for e in entries if e.meta.sop_class_uid in OVERLAY_CLASSES]
         if paths:
-            self.presenter.open_paths(paths)
+            self.active()[1].open_paths(paths)
 
     def _ask_path(self, title: str, suffix: str) -> str:
-        image = self.viewer.image()
+        image = self.active()[0].image()
         stem = Path(str(image.meta.path or "image")).stem if image is not None else "image"
         start = getattr(getattr(self.window, "prefs", None), "last_directory", "") or str(Path.home())
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
@@ -108,7 +143,7 @@ class DicomObjectsController:
         return path
 
     def save_measurements_dialog(self) -> None:
-        if not self.presenter.can_save_measurements():
+        if not self.active()[1].can_save_measurements():
             self.status("There are no measurements on this image to save.")
             return
         path = self._ask_path("Save measurements as DICOM SR", "measurements")
@@ -117,7 +152,7 @@ class DicomObjectsController:
 
     def save_measurements(self, path: str) -> Path | None:
         try:
-            written = self.presenter.save_measurements(path)
+            written = self.active()[1].save_measurements(path)
         except CxrError as exc:
             self.status(f"Could not save the measurements: {exc}")
             return None
@@ -128,7 +163,7 @@ class DicomObjectsController:
         return written
 
     def save_capture_dialog(self) -> None:
-        if self.viewer.image() is None:
+        if self.active()[0].image() is None:
             return
         path = self._ask_path("Save view as DICOM Secondary Capture", "capture")
         if path:
@@ -136,7 +171,8 @@ class DicomObjectsController:
 
     def save_capture(self, path: str) -> Path | None:
         try:
-            written = self.presenter.save_capture(path, self.viewer.burned_in())
+            viewer, presenter = self.active()
+            written = presenter.save_capture(path, viewer.burned_in())
         except CxrError as exc:
             self.status(f"Could not save the secondary capture: {exc}")
             return None

@@ -40,28 +40,27 @@ def from_planar(p) -> Measurement:  # noqa: ANN001 - PlanarMeasurement
     return Measurement(p.kind, [(float(x), float(y)) for x, y in p.points])
 
 
-class DicomObjectsPresenter:
-    def __init__(self, state: DisplayState, view: DicomObjectsView) -> None:
-        self.state = state
-        self.view = view
-        self._measurements: dict[str, list[tuple[str, object]]] = {}  # image UID -> [(SR path, PlanarMeasurement)]
-        self._maps: dict[str, object] = {}  # image UID -> MapOverlay
-        self._seen: set[str] = set()
-        self._references: dict[str, str] = {}  # object path -> the SOP Instance UID of its image
-        self._applied: set[tuple[str, str]] = set()  # (image key, SR path) already shown
-        self.shown_map: object | None = None
-        state.events.image.connect(lambda _event: self.image_shown())
+class ResultObjects:
+    """The SRs and Parametric Maps opened so far, by the SOP Instance UID of their image; shared by
+    the presenters of all viewports. ``listeners`` are called after new objects arrive."""
 
-    # ------------------------------------------------------------------ objects coming in
-    def open_paths(self, paths: list[str]) -> int:
-        """Read the SRs and Parametric Maps among ``paths`` (others are ignored); how many were ours."""
+    def __init__(self) -> None:
+        self.measurements: dict[str, list[tuple[str, object]]] = {}  # image UID -> [(SR path, PlanarMeasurement)]
+        self.maps: dict[str, object] = {}  # image UID -> MapOverlay
+        self.seen: set[str] = set()
+        self.references: dict[str, str] = {}  # object path -> the SOP Instance UID of its image
+        self.listeners: list = []
+
+    def open_paths(self, paths: list[str]) -> tuple[int, list[str]]:
+        """Read the SRs and Parametric Maps among ``paths`` (others are ignored): (how many were
+        ours, the problems as readable lines)."""
         from ml.dicom_out.readback import read_object
 
         found, problems = 0, []
         for path in paths:
-            if path in self._seen:
+            if path in self.seen:
                 continue
-            self._seen.add(path)
+            self.seen.add(path)
             try:
                 obj = read_object(path)
             except CxrError as exc:
@@ -73,28 +72,57 @@ class DicomObjectsPresenter:
             kind, value = obj
             if kind == "measurements":
                 for m in value:  # type: ignore[attr-defined]
-                    self._measurements.setdefault(m.sop_instance_uid, []).append((path, m))
-                self._references[path] = value[0].sop_instance_uid  # type: ignore[index]
+                    self.measurements.setdefault(m.sop_instance_uid, []).append((path, m))
+                self.references[path] = value[0].sop_instance_uid  # type: ignore[index]
             else:
-                self._maps[value.sop_instance_uid] = value  # type: ignore[attr-defined]
-                self._references[path] = value.sop_instance_uid  # type: ignore[attr-defined]
-        if problems:
-            self.view.status(problems[0])
+                self.maps[value.sop_instance_uid] = value  # type: ignore[attr-defined]
+                self.references[path] = value.sop_instance_uid  # type: ignore[attr-defined]
         if found:
-            self.image_shown()
-            if self.shown_map is None and not self._pending_here():
-                self.view.status(f"{found} DICOM result object(s) opened: they appear on their image when it is shown")
-        return found
+            for listener in list(self.listeners):
+                listener()
+        return found, problems
 
     def reference_of(self, path: str) -> str | None:
         """The SOP Instance UID of the image the SR / Parametric Map at ``path`` belongs to."""
-        if path not in self._seen:
+        if path not in self.seen:
             self.open_paths([path])
-        return self._references.get(path)
+        return self.references.get(path)
+
+    def clear(self) -> None:
+        self.measurements.clear()
+        self.maps.clear()
+        self.seen.clear()
+        self.references.clear()
+
+
+class DicomObjectsPresenter:
+    """One viewer's part: its image's SR measurements and map, and saving what it shows."""
+
+    def __init__(self, state: DisplayState, view: DicomObjectsView, objects: ResultObjects | None = None) -> None:
+        self.state = state
+        self.view = view
+        self.objects = objects or ResultObjects()
+        self._applied: set[tuple[str, str]] = set()  # (image key, SR path) already shown
+        self.shown_map: object | None = None
+        state.events.image.connect(lambda _event: self.image_shown())
+        self.objects.listeners.append(self.image_shown)
+
+    # ------------------------------------------------------------------ objects coming in
+    def open_paths(self, paths: list[str]) -> int:
+        """Read the SRs and Parametric Maps among ``paths`` (others are ignored); how many were ours."""
+        found, problems = self.objects.open_paths(paths)
+        if problems:
+            self.view.status(problems[0])
+        if found and self.shown_map is None and not self._pending_here():
+            self.view.status(f"{found} DICOM result object(s) opened: they appear on their image when it is shown")
+        return found
+
+    def reference_of(self, path: str) -> str | None:
+        return self.objects.reference_of(path)
 
     def _pending_here(self) -> bool:
         uid = self._image_uid()
-        return bool(uid) and uid in self._measurements
+        return bool(uid) and uid in self.objects.measurements
 
     def _image_uid(self) -> str:
         image = self.state.image
@@ -107,16 +135,16 @@ class DicomObjectsPresenter:
             self._show_map(None)
             return
         fresh: list[Measurement] = []
-        for path, m in self._measurements.get(uid, []):
+        for path, m in self.objects.measurements.get(uid, []):
             if (key, path) not in self._applied:
                 fresh.append(from_planar(m))
-        for path, _m in self._measurements.get(uid, []):
+        for path, _m in self.objects.measurements.get(uid, []):
             self._applied.add((key, path))
         if fresh:
             self.state.measurements.add(key, fresh)
             self.view.reload_measurements()
             self.view.status(f"{len(fresh)} measurement(s) from a DICOM SR shown on this image")
-        overlay = self._maps.get(uid)
+        overlay = self.objects.maps.get(uid)
         fits = overlay is not None and tuple(overlay.values.shape) == tuple(image.shape)  # type: ignore[attr-defined]
         self._show_map(overlay if fits else None)
 
@@ -127,10 +155,7 @@ class DicomObjectsPresenter:
 
     def forget(self) -> None:
         """Every study closed."""
-        self._measurements.clear()
-        self._maps.clear()
-        self._seen.clear()
-        self._references.clear()
+        self.objects.clear()
         self._applied.clear()
         self._show_map(None)
 
@@ -161,9 +186,9 @@ class DicomObjectsPresenter:
         sr = measurement_sr(source, [to_planar(m, uid, self.state.frame) for m in ours])
         target = Path(path)
         written = write(sr, target.parent, target.name[:-4] if target.name.lower().endswith(".dcm") else target.name)
-        self._seen.add(str(written))  # re-opening it must not double the measurements shown
+        self.objects.seen.add(str(written))  # re-opening it must not double the measurements shown
         for planar in [to_planar(m, uid) for m in ours]:
-            self._measurements.setdefault(uid, []).append((str(written), planar))
+            self.objects.measurements.setdefault(uid, []).append((str(written), planar))
         self._applied.add((key, str(written)))  # type: ignore[arg-type]
         return written
 

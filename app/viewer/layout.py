@@ -63,6 +63,7 @@ class ViewerGrid(QtWidgets.QWidget):
     """The viewports; ``primaryDropped(path)``: a series dropped on the first one (the window shows it)."""
 
     primaryDropped = QtCore.Signal(str)
+    viewerCreated = QtCore.Signal(object)  # a new viewport's ImageViewer (e.g. for the DICOM-objects wiring)
 
     def __init__(self, primary: ImageViewer, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -115,6 +116,7 @@ class ViewerGrid(QtWidgets.QWidget):
                 v.removeAction(action)
             self._viewers.append(v)
             self._wrap(i, v)
+            self.viewerCreated.emit(v)
         return self._viewers[index]
 
     def viewers(self) -> list[ImageViewer]:
