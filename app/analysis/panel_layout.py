@@ -10,10 +10,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QStackedWidget,
     QTextBrowser,
     QToolButton,
@@ -130,5 +132,10 @@ class PanelWidgets:
             self.stack.addWidget(page)
         outer = QVBoxLayout(panel)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self.stack)
+        # the panel scrolls instead of forcing its height on the window (a 768 px laptop screen)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self.stack)
+        outer.addWidget(scroll)
         self.stack.setCurrentIndex(LISTING)
