@@ -140,7 +140,8 @@ def test_browser_exports_a_study_anonymised(qtbot, sources, tmp_path):
     qtbot.waitUntil(lambda: running_jobs() == 0, timeout=30_000)
 
 
-def test_references_follow_the_new_uids_and_a_file_that_cannot_be_written_is_one_error(dicom_dir, tmp_path, capsys):
+def test_references_follow_the_new_uids_and_a_file_that_cannot_be_written_is_one_error(dicom_dir, tmp_path, capsys,
+                                                                                       monkeypatch):
     from ml.dicom_out.measurements import PlanarMeasurement, measurement_sr, read_measurements
     from ml.dicom_out.results import read_source, write
 
@@ -159,7 +160,17 @@ def test_references_follow_the_new_uids_and_a_file_that_cannot_be_written_is_one
     assert read_measurements(sr)[0].sop_instance_uid == image.SOPInstanceUID  # the SR still points at its image
     assert sr.StudyInstanceUID == image.StudyInstanceUID and sr.PatientID == image.PatientID
 
-    shutil.copy(dicom_dir / "liver_deflate.dcm", src / "deflated.dcm")  # a transfer syntax pydicom cannot write
+    # Deflated Image Frame Compression: pydicom 3.0 cannot write it unless pynetdicom's import taught
+    # it the UID; make the refusal independent of what else is imported
+    shutil.copy(dicom_dir / "liver_deflate.dcm", src / "deflated.dcm")
+    save_as = pydicom.Dataset.save_as
+
+    def refuse_deflated(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if str(self.file_meta.get("TransferSyntaxUID", "")) == "1.2.840.10008.1.2.8.1":
+            raise ValueError("The Transfer Syntax UID '1.2.840.10008.1.2.8.1' is not a valid transfer syntax")
+        return save_as(self, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom.Dataset, "save_as", refuse_deflated)
     assert cxr(["anonymise", str(src), "-o", str(tmp_path / "out2"), "--zip"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "deflated.dcm cannot be written anonymised" in err[0]
