@@ -18,6 +18,7 @@ from typing import Any
 
 from app.analysis.jobs import LoadedModel, Progress
 from ml.imaging.image import XRayImage
+from ml.lazy import ensure_torch
 from ml.progress import CancelToken, check, report
 
 
@@ -52,6 +53,7 @@ def explain(
     progress callback has one (:class:`app.workers.JobReporter` does)."""
 
     def run(progress: Progress, cancel: CancelToken) -> Explained:
+        ensure_torch("captum.attr")  # captum's first import, serialised like torch's
         from ml.explain import make_explainer
 
         predictor = loaded.predictor
@@ -94,6 +96,7 @@ def sanity(
     """The model-parameter randomisation check of ``method`` (at ``layer``) on the image shown."""
 
     def run(progress: Progress, cancel: CancelToken) -> Any:
+        ensure_torch("captum.attr")
         from ml.explain import LAYER_METHODS
         from ml.explain.sanity import randomisation_check
 

@@ -2,6 +2,9 @@
 
 Every function here takes ``(progress, cancel)`` last, as :class:`app.workers.Job` calls it, and
 imports torch (through ``ml``) only when it runs, so the window appears before torch has loaded.
+A job that may be the process's first to need torch calls :func:`ml.lazy.ensure_torch` first: the
+first import of torch/torchvision happens once, under one lock, never in two worker threads at once
+(two pools run these jobs: the panel's and the library dialog's).
 Qt-free and torch-free at import: the presenters import it, and their tests run without either.
 The heatmap jobs are in :mod:`app.analysis.evidence_jobs`.
 """
@@ -17,6 +20,7 @@ from typing import Any
 
 from ml.errors import CxrError
 from ml.imaging.image import XRayImage
+from ml.lazy import ensure_torch
 from ml.inference.batch import BatchOutcome
 from ml.progress import CancelToken, ProgressCallback, check, report
 
@@ -60,6 +64,8 @@ def list_models(
     the library the first time (from resources/models, no network) and comes marked ``default``."""
     from ml.models import library
 
+    if library.bundled_default_model() is not None and library.default_model() is None:
+        ensure_torch()  # installing the shipped model checks that it loads (imports torch)
     try:
         library.ensure_default_model()
     except (CxrError, OSError) as exc:  # the other models are still listed
@@ -83,6 +89,7 @@ def load_model(
 ) -> Callable[[Progress, CancelToken], LoadedModel]:
     def run(progress: Progress, cancel: CancelToken) -> LoadedModel:
         report(progress, 0, 0, "Loading the model")
+        ensure_torch()
         from ml.inference.predictor import load_predictor
 
         predictor = load_predictor(path, device=device)
@@ -113,6 +120,7 @@ def classify_files(loaded: LoadedModel, paths: Iterable[str]) -> Callable[[Progr
     paths = list(paths)
 
     def run(progress: Progress, cancel: CancelToken) -> BatchOutcome:
+        ensure_torch()
         from ml.inference.batch import classify_paths
 
         outcome = classify_paths(loaded.predictor, paths, progress=progress, cancel=cancel)
@@ -129,6 +137,7 @@ def classify_files(loaded: LoadedModel, paths: Iterable[str]) -> Callable[[Progr
 def import_file(path: str, **fields: Any) -> Callable[[Progress, CancelToken], ModelInfo]:
     def run(progress: Progress, _cancel: CancelToken) -> ModelInfo:
         report(progress, 0, 0, f"Importing {Path(path).name}")
+        ensure_torch()
         from ml.models import library
 
         installed = library.import_model(path, **fields)
@@ -141,6 +150,7 @@ def inspect_file(path: str) -> Callable[[Progress, CancelToken], tuple[bool, lis
     """Is ``path`` one of our model files (a manifest inside)? Returns ``(ours, architectures)``."""
 
     def run(_progress: Progress, _cancel: CancelToken) -> tuple[bool, list[str]]:
+        ensure_torch()  # the registry imports torchvision
         from ml.models import bundle, registry
 
         ours = False
@@ -154,6 +164,7 @@ def inspect_file(path: str) -> Callable[[Progress, CancelToken], tuple[bool, lis
 
 def download_model(name: str) -> Callable[[Progress, CancelToken], ModelInfo]:
     def run(progress: Progress, cancel: CancelToken) -> ModelInfo:
+        ensure_torch()  # a downloaded file is converted and checked with torch
         from ml.models.download import install_from_catalogue
 
         installed = install_from_catalogue(name, progress, cancel)

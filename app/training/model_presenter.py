@@ -79,6 +79,9 @@ class RegistryCatalogue:
         return cfg.architecture_choices()
 
     def describe(self, arch: str) -> tuple[str, int, int]:
+        from ml.lazy import ensure_torch
+
+        ensure_torch()  # the GUI thread: never alongside a worker's first torch import
         from ml.models.registry import get_spec
 
         spec = get_spec(arch)

@@ -40,7 +40,10 @@ ROW_HEIGHT = 26
 
 def _install(model_path: Path, name: str):  # noqa: ANN202
     def run(_progress: Any, _cancel: Any) -> Any:
+        from ml.lazy import ensure_torch
         from ml.models.library import install_model_file
+
+        ensure_torch()  # installing checks that the file loads
 
         return install_model_file(model_path, name=name or None)
 

@@ -18,7 +18,9 @@ def augmented_samples(
     config: Any, path: str, labels: list[str], task: str, n: int = N_SAMPLES
 ) -> list[np.ndarray]:
     """The derived input of ``path`` (first) and ``n`` augmentations of it, as HxW uint8 arrays."""
-    import torch
+    from ml.lazy import ensure_torch
+
+    torch = ensure_torch()  # a worker thread: the first torch import is serialised
 
     from ml.imaging.read import read_image
     from ml.inference.preprocess import derive

@@ -121,6 +121,9 @@ def headline(summary: dict[str, Any]) -> str:
 
 def run_site_calibration(request: SiteRequest, progress: Any = None, cancel: Any = None) -> SiteOutcome:
     """Calibrate, install the new version, write the PNG report (see the module docstring)."""
+    from ml.lazy import ensure_torch
+
+    ensure_torch()  # a worker thread: the first torch import is serialised
     from ml.cli_calibrate import write_report
     from ml.training.site_calibration import calibrate_on_site, install_site_version, sha256_of
 
