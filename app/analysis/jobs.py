@@ -20,8 +20,8 @@ from typing import Any
 
 from ml.errors import CxrError
 from ml.imaging.image import XRayImage
-from ml.lazy import ensure_torch
 from ml.inference.batch import BatchOutcome
+from ml.lazy import ensure_torch
 from ml.progress import CancelToken, ProgressCallback, check, report
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,9 @@ def predict_images(
     return run
 
 
-def classify_files(loaded: LoadedModel, paths: Iterable[str]) -> Callable[[Progress, CancelToken], BatchOutcome]:
+def classify_files(
+    loaded: LoadedModel, paths: Iterable[str]
+) -> Callable[[Progress, CancelToken], BatchOutcome]:
     """Classify every frame of every image under ``paths`` (files, folders, ZIPs, DICOMDIRs) with the
     one batch service, :func:`ml.inference.batch.classify_paths`: batched across files; a file that
     cannot be read is a result with its error, never skipped in silence."""
