@@ -64,12 +64,8 @@ def explain(
         fast = {}
         if method == "occlusion" and getattr(predictor, "fast_forward", None) is not None:
             fast = {"forward": predictor.fast_forward}  # forward-only: the fast back-end
-        with make_explainer(
-            method, predictor.model, loaded.manifest, predictor.device, **options, **fast
-        ) as ex:
-            heatmap = ex.explain(
-                image, frame, target, progress=progress, cancel=cancel, on_partial=on_partial
-            )
+        with make_explainer(method, predictor.model, loaded.manifest, predictor.device, **options, **fast) as ex:
+            heatmap = ex.explain(image, frame, target, progress=progress, cancel=cancel, on_partial=on_partial)
             layer = str(getattr(ex, "layer_path", "") or "")
         check(cancel)
         regions, spacing = regions_of(heatmap, image)
@@ -89,9 +85,7 @@ def faithfulness(
         report(progress, 0, 0, "Removing the map's top 10% from the image")
         check(cancel)
         predictor = loaded.predictor
-        return deletion_score(
-            predictor.model, loaded.manifest, image, heatmap, frame, device=predictor.device
-        )
+        return deletion_score(predictor.model, loaded.manifest, image, heatmap, frame, device=predictor.device)
 
     return run
 

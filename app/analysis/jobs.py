@@ -113,9 +113,7 @@ def predict_images(
     return run
 
 
-def classify_files(
-    loaded: LoadedModel, paths: Iterable[str]
-) -> Callable[[Progress, CancelToken], BatchOutcome]:
+def classify_files(loaded: LoadedModel, paths: Iterable[str]) -> Callable[[Progress, CancelToken], BatchOutcome]:
     """Classify every frame of every image under ``paths`` (files, folders, ZIPs, DICOMDIRs) with the
     one batch service, :func:`ml.inference.batch.classify_paths`: batched across files; a file that
     cannot be read is a result with its error, never skipped in silence."""

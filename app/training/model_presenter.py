@@ -104,9 +104,7 @@ class RegistryCatalogue:
 
 
 class ModelPresenter:
-    def __init__(
-        self, view: ModelView, session: TrainingSession, catalogue: ModelCatalogue | None = None
-    ) -> None:
+    def __init__(self, view: ModelView, session: TrainingSession, catalogue: ModelCatalogue | None = None) -> None:
         self.view = view
         self.session = session
         self.catalogue = catalogue or RegistryCatalogue()
