@@ -188,7 +188,10 @@ class Job:
                 self.state = "finished"
                 self.signals.finished.emit(self.result)
         finally:
-            self.signals.done.emit()
+            try:
+                self.signals.done.emit()
+            except RuntimeError:  # the signals object is gone (its window closed): nothing to deliver to,
+                self._release()  # but the job must not stay "running" forever (running_jobs() waits on it)
 
     def _release(self) -> None:
         self._done = True
