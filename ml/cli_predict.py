@@ -28,6 +28,9 @@ def _register(sub: argparse._SubParsersAction) -> None:
                    help="print each heatmap's deletion score (probability drop when its top 10%% is removed); "
                         "computes the heatmaps (--explain, default gradcam) without --explain-dir too")
     p.add_argument("--explain-dir", help="folder for <stem>.<method>.npy and .png heatmaps")
+    p.add_argument("--occlusion-mode", default="full", choices=["full", "coarse-to-fine"],
+                   help="occlusion grid: every window position (full), or a coarse grid first and the fine "
+                        "grid only where the coarse map is in its top 25%% (coarse-to-fine: fewer passes)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
@@ -63,8 +66,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if explain_dir is not None:
             explain_dir.mkdir(parents=True, exist_ok=True)
         options = {"layer": args.explain_layer} if args.explain_layer else {}
-        if args.explain == "occlusion" and predictor.fast_forward is not None:
-            options["forward"] = predictor.fast_forward  # forward-only: the fast back-end
+        if args.explain == "occlusion":
+            options["mode"] = args.occlusion_mode
+            if predictor.fast_forward is not None:
+                options["forward"] = predictor.fast_forward  # forward-only: the fast back-end
         explainer = make_explainer(args.explain, predictor.model, predictor.manifest, predictor.device, **options)
         explainer.open()
         layer = getattr(explainer, "layer_path", "") or ""

@@ -116,3 +116,27 @@ def test_coarse_map_comes_first_as_a_whole_image_partial_and_cancel_stops_it() -
 def test_an_unknown_mode_is_a_readable_error() -> None:
     with pytest.raises(CxrError, match="coarse-to-fine"):
         OcclusionExplainer(small_model(), manifest(), mode="fast")
+
+
+def test_cxr_predict_explains_with_coarse_to_fine_occlusion(tmp_path, monkeypatch, capsys) -> None:
+    from ml.cli import main as cxr
+    from ml.models import bundle
+    from tests.helpers.phantoms import write_phantom_folder
+
+    monkeypatch.setenv("CXR_STUDIO_HOME", str(tmp_path / "home"))
+    path = bundle.save_model(tmp_path / "small.safetensors", small_model(), manifest(input_size=48))
+    write_phantom_folder(tmp_path / "images", n_per_class=1, fmt="png")
+    heat = {mode: tmp_path / mode for mode in ("full", "coarse-to-fine")}
+    for mode, folder in heat.items():
+        code = cxr(["predict", str(tmp_path / "images"), "--model", str(path), "--backend", "torch",
+                    "--explain", "occlusion", "--occlusion-mode", mode, "--explain-dir", str(folder)])  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+    maps = {mode: sorted(folder.glob("*.occlusion.npy")) for mode, folder in heat.items()}
+    assert len(maps["full"]) == len(maps["coarse-to-fine"]) == 2
+    for full, ours in zip(maps["full"], maps["coarse-to-fine"], strict=True):
+        a, b = np.load(full), np.load(ours)
+        assert a.shape == b.shape and not np.array_equal(a, b)  # the option reached the explainer
+    with pytest.raises(SystemExit) as exit_:  # argparse: a usage line, not a traceback
+        cxr(["predict", str(tmp_path / "images"), "--model", str(path), "--explain", "occlusion",
+             "--occlusion-mode", "fast", "--explain-dir", str(tmp_path / "x")])  # fmt: skip
+    assert exit_.value.code == 2 and "invalid choice: 'fast'" in capsys.readouterr().err
