@@ -6,7 +6,7 @@ The heatmap values (``ml.explain.Heatmap.values``: rows x cols of the *source* i
 coloured with a colour map; values below the threshold are transparent; opacity is the item's.
 :func:`colour_heatmap` does the colouring for the layer and for the report alike.
 
-:class:`HeatmapControls` is the form: method (Grad-CAM, occlusion with window and stride), target
+:class:`HeatmapControls` is the form: method (Grad-CAM, occlusion with window, stride and coarse-to-fine), target
 label, colour map, opacity, threshold, show/hide, the colour scale (:func:`legend_image`: weak to
 strongest evidence, the hidden part below the threshold greyed) and the Explain button.
 """
@@ -186,6 +186,10 @@ class HeatmapControls(QWidget):
         self.stride.setToolTip("Step between occlusion patches on the model input")
         self.window.setValue(32)
         self.stride.setValue(16)
+        self.coarse_first = QCheckBox("coarse first", objectName="occlusionCoarseToFine")
+        self.coarse_first.setToolTip("Coarse-to-fine: a coarse grid first (shown at once), then the fine grid "
+                                     "only where the coarse map is in its top 25% (fewer forward passes; "
+                                     "exact there, coarse elsewhere)")  # fmt: skip
         self.occlusion_row = QWidget()
         row = QHBoxLayout(self.occlusion_row)
         row.setContentsMargins(0, 0, 0, 0)
@@ -193,6 +197,7 @@ class HeatmapControls(QWidget):
         row.addWidget(self.window)
         row.addWidget(QLabel("stride"))
         row.addWidget(self.stride)
+        row.addWidget(self.coarse_first)
         self.layer = QLineEdit(objectName="heatmapLayer")
         self.layer.setPlaceholderText("the model's default")
         self.layer.setToolTip("Layer(s) the CAM methods explain: dotted module paths, comma-separated (e.g. "
@@ -282,9 +287,11 @@ class HeatmapControls(QWidget):
         value = self.target.currentData()
         return value or None
 
-    def options(self) -> dict[str, int]:
+    def options(self) -> dict[str, Any]:
         if self.method_key() == "occlusion":
-            return {"window": self.window.value(), "stride": min(self.stride.value(), self.window.value())}
+            mode = "coarse-to-fine" if self.coarse_first.isChecked() else "full"
+            return {"window": self.window.value(), "stride": min(self.stride.value(), self.window.value()),
+                    "mode": mode}  # fmt: skip
         layer = self.layer.text().strip()
         return {"layer": layer} if layer and self.method_key() in LAYER_METHODS else {}
 
