@@ -128,6 +128,11 @@ def _serve(conn: Any, name: str, dicom_dir: str, budget_mb: int, limit: int) -> 
     conn.send(len(seeds))
     from ml.errors import CxrError
 
+    # errors Python can only print (in a destructor, a finaliser: PyErr_Print goes to excepthook) fail too
+    unraisable: list[str] = []
+    sys.unraisablehook = lambda u: unraisable.append(f"{u.exc_type.__name__}: {u.exc_value} ({u.err_msg})")
+    sys.excepthook = lambda kind, value, tb: unraisable.append(f"{kind.__name__}: {value}")
+
     while True:
         spec = conn.recv()
         if spec is None:
@@ -144,6 +149,9 @@ def _serve(conn: Any, name: str, dicom_dir: str, budget_mb: int, limit: int) -> 
             else:
                 tail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
                 result = ("uncaught", f"{type(exc).__name__}: {tail[-600:]}")
+        if unraisable and result[0] != "uncaught":
+            result = ("uncaught", f"unraisable {unraisable[0]}")
+        unraisable.clear()
         conn.send((*result, peak_rss()))
     shutil.rmtree(work, ignore_errors=True)
 

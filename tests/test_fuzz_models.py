@@ -58,3 +58,29 @@ def test_the_model_seeds_load_and_a_damaged_header_is_refused(dicom_dir: Path) -
         assert runner.run((1, [("truncate", 0.5)]))[0] == "handled"
     finally:
         runner.close()
+
+
+def test_a_bytearray8_with_a_bogus_length_is_refused_without_a_system_error(tmp_path: Path, monkeypatch) -> None:
+    """Found by the long model fuzz: a truncated torch zip whose first byte became 0x96 (BYTEARRAY8) is read as a
+    legacy pickle claiming a 2 PB bytearray; CPython 3.11's unpickler then frees a bytearray that still
+    has an exported buffer and prints "SystemError: deallocated bytearray object has exported buffers"
+    (through sys.excepthook, outside any try). The restricted reader refuses protocol-5 buffer opcodes."""
+    import torch
+
+    from ml.errors import ModelFileError
+    from ml.models import importing
+
+    printed: list[BaseException] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, value, tb: printed.append(value))
+    path = tmp_path / "bad.pt"
+    with path.open("wb") as fh:
+        torch.save({"w": torch.zeros(4)}, fh)
+    data = bytearray(path.read_bytes())[: path.stat().st_size // 2]  # truncated, as the fuzz had it
+    data[0] = 0x96  # "PK\x03\x04...": BYTEARRAY8 with the next 8 bytes as its length
+    path.write_bytes(bytes(data))
+    for _ in range(3):  # the SystemError appeared from the second read in one process
+        try:
+            importing.extract_state_dict(importing.safe_torch_load(path))
+        except ModelFileError:
+            pass
+    assert printed == []

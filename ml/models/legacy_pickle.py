@@ -9,6 +9,7 @@ the inert stand-ins and the tiny tensor-reference builders below; anything else 
 from __future__ import annotations
 
 import pickle
+import pickletools
 import struct
 from collections import OrderedDict
 from pathlib import Path
@@ -169,11 +170,52 @@ def _too_large(path: Path, declared: int, size: int) -> ModelFileError:
     )
 
 
+_BUFFER_OPCODES = {"BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"}  # pickle protocol 5: never in a torch file
+
+
+class _Bounded:
+    """``read(n)`` of at most what the file holds (a claimed length of petabytes allocates nothing)."""
+
+    def __init__(self, fh: Any, file_size: int) -> None:
+        self.fh, self.file_size = fh, file_size
+
+    def read(self, n: int = -1) -> bytes:
+        left = max(0, self.file_size - self.fh.tell())
+        return bytes(self.fh.read(left if n is None or n < 0 else min(n, left)))
+
+    def readline(self) -> bytes:
+        return bytes(self.fh.readline(max(0, self.file_size - self.fh.tell())))
+
+
+def _refuse_buffer_opcodes(fh: Any, path: Path, file_size: int) -> None:
+    """Scan the next pickle's opcodes (then seek back): protocol-5 buffer opcodes are refused before
+    CPython's unpickler sees them - a BYTEARRAY8 with a bogus length makes it free a bytearray that
+    still has an exported buffer ("SystemError: deallocated bytearray object has exported buffers",
+    Python 3.11). Anything else malformed is left to the unpickler to report."""
+    start, bounded = fh.tell(), _Bounded(fh, file_size)
+    try:
+        while code := fh.read(1):
+            op = pickletools.code2op.get(code.decode("latin-1"))
+            if op is None or op.name == "STOP":
+                return
+            if op.name in _BUFFER_OPCODES:
+                raise _damaged(path, "it holds pickle protocol 5 buffers")
+            if op.arg is not None:
+                op.arg.reader(bounded)
+    except ModelFileError:
+        raise
+    except Exception:  # noqa: BLE001 - malformed: the unpickler reports it
+        return
+    finally:
+        fh.seek(start)
+
+
 def _read_pickles(fh: Any, path: Path, storages: dict[str, _StorageRef]) -> tuple[Any, Any]:
     file_size = path.stat().st_size
     unpickler_state = {"declared": 0}
 
     def load() -> Any:
+        _refuse_buffer_opcodes(fh, path, file_size)
         unpickler = _RestrictedUnpickler(fh, path, storages, file_size)
         unpickler.declared = unpickler_state["declared"]
         try:
