@@ -171,6 +171,7 @@ def _too_large(path: Path, declared: int, size: int) -> ModelFileError:
 
 
 _BUFFER_OPCODES = {"BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"}  # pickle protocol 5: never in a torch file
+_OPCODES = {op.code: op for op in pickletools.opcodes}
 
 
 class _Bounded:
@@ -195,7 +196,7 @@ def _refuse_buffer_opcodes(fh: Any, path: Path, file_size: int) -> None:
     start, bounded = fh.tell(), _Bounded(fh, file_size)
     try:
         while code := fh.read(1):
-            op = pickletools.code2op.get(code.decode("latin-1"))
+            op = _OPCODES.get(code.decode("latin-1"))
             if op is None or op.name == "STOP":
                 return
             if op.name in _BUFFER_OPCODES:
