@@ -202,7 +202,7 @@ def _refuse_buffer_opcodes(fh: Any, path: Path, file_size: int) -> None:
             if op.name in _BUFFER_OPCODES:
                 raise _damaged(path, "it holds pickle protocol 5 buffers")
             if op.arg is not None:
-                op.arg.reader(bounded)  # type: ignore[arg-type] - read() and readline() are all it uses
+                op.arg.reader(bounded)  # type: ignore[arg-type]  # read() and readline() are all it uses
     except ModelFileError:
         raise
     except Exception:  # noqa: BLE001 - malformed: the unpickler reports it
