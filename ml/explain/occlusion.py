@@ -330,11 +330,18 @@ def coarse_to_fine(
     expected = np.outer(coverage(height, win, st), coverage(width, win, st))
     area_ratio = (win * win) / float(cwin * cwin)
 
+    # a partial map costs a resize to the source grid (about 0.1 s on a 2000 px radiograph): the
+    # coarse one, then at most two more while refining
+    marks = {len(fine_origins) // 3, 2 * len(fine_origins) // 3}
+    step = {"last": 0}
+
     def fine_step(done: int, fsums: np.ndarray, fcounts: np.ndarray) -> None:
         check(cancel)
         passes = len(coarse_origins) + done
         report(progress, passes, total, f"Occlusion: refining, {passes} of {total} passes")
-        if emit is not None and done < len(fine_origins):
+        crossed = any(step["last"] < mark <= done for mark in marks if mark > 0)
+        step["last"] = done
+        if emit is not None and crossed and done < len(fine_origins):
             complete = fcounts >= expected
             emit(blend(OcclusionExplainer._ratio(fsums, fcounts), complete, coarse, area_ratio), passes / total)
 
