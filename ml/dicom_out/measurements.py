@@ -31,12 +31,9 @@ from pydicom.sr.codedict import codes
 
 from ml import DISCLAIMER, __version__
 from ml.dicom_out.results import (
-    MANUFACTURER,
     NOT_FOR_DIAGNOSIS,
     DicomOutError,
-    _drop_invalid_copied,
-    _equipment,
-    _quiet_names,
+    tid1500_report,
 )
 
 MEASUREMENT_SERIES_NUMBER = 9903
@@ -133,25 +130,10 @@ def measurement_sr(source: Dataset, measurements: list[PlanarMeasurement],
         groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{TRACKING_PREFIX}{m.kind} {i}"),
             referenced_region=region, measurements=values or None))
-    device = hd.sr.ObserverContext(
-        observer_type=codes.DCM.Device,
-        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=hd.UID(), name="CXR Studio viewer", manufacturer_name=MANUFACTURER,
-            model_name=f"CXR Studio {__version__}"[:64]))
-    report = hd.sr.MeasurementReport(
-        observation_context=hd.sr.ObservationContext(observer_device_context=device),
-        procedure_reported=CHEST_XR, imaging_measurements=groups)
-    report[0].ContentSequence.append(hd.sr.TextContentItem(
-        name=codes.DCM.Comment, value=f"{NOT_FOR_DIAGNOSIS}. Measurements made in CXR Studio. {DISCLAIMER}"[:1024],
-        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
-    with _quiet_names():
-        sr = hd.sr.Comprehensive3DSR(
-            evidence=[source], content=report[0], series_instance_uid=series_uid or hd.UID(),
-            series_number=MEASUREMENT_SERIES_NUMBER, sop_instance_uid=hd.UID(), instance_number=1,
-            manufacturer=MANUFACTURER, is_complete=True, is_final=False, is_verified=False,
-            contributing_equipment=[_equipment()],
-            series_description=f"Measurements - {NOT_FOR_DIAGNOSIS}"[:64])
-    return _drop_invalid_copied(sr)
+    return tid1500_report(
+        source, groups, device_name="CXR Studio viewer", device_model=f"CXR Studio {__version__}",
+        comment=f"{NOT_FOR_DIAGNOSIS}. Measurements made in CXR Studio. {DISCLAIMER}", series_uid=series_uid,
+        series_number=MEASUREMENT_SERIES_NUMBER, series_description=f"Measurements - {NOT_FOR_DIAGNOSIS}")
 
 
 # ---------------------------------------------------------------------------------- reading back

@@ -112,25 +112,31 @@ def measurement_report(source: Dataset, prediction, algorithm: Algorithm,  # noq
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{algorithm.name} result"[:64]),
         algorithm_id=algo, measurements=measurements, qualitative_evaluations=evaluations or None,
         source_images=[source_image])
+    return tid1500_report(
+        source, [group], device_name=algorithm.name, device_model=f"{algorithm.name} {algorithm.version}",
+        comment=f"{NOT_FOR_DIAGNOSIS}. {DISCLAIMER}", series_uid=series_uid, series_number=SR_SERIES_NUMBER,
+        series_description=f"AI results ({algorithm.name}) - {NOT_FOR_DIAGNOSIS}")
+
+
+def tid1500_report(source: Dataset, groups: list, *, device_name: str, device_model: str, comment: str,  # noqa: ANN001
+                   series_uid: str | None, series_number: int, series_description: str) -> Dataset:
+    """A Comprehensive 3D SR with a TID 1500 measurement report of ``groups`` about ``source``: a
+    device observer, a comment item, UNVERIFIED, complete, Contributing Equipment; new series."""
     device = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=hd.UID(), name=algorithm.name[:64], manufacturer_name=MANUFACTURER,
-            model_name=f"{algorithm.name} {algorithm.version}"[:64]))
+            uid=hd.UID(), name=device_name[:64], manufacturer_name=MANUFACTURER, model_name=device_model[:64]))
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=device),
-        procedure_reported=CHEST_XR,
-        imaging_measurements=[group])
+        procedure_reported=CHEST_XR, imaging_measurements=groups)
     report[0].ContentSequence.append(hd.sr.TextContentItem(
-        name=codes.DCM.Comment, value=f"{NOT_FOR_DIAGNOSIS}. {DISCLAIMER}"[:1024],
-        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+        name=codes.DCM.Comment, value=comment[:1024], relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
     with _quiet_names():
-            sr = hd.sr.Comprehensive3DSR(
+        sr = hd.sr.Comprehensive3DSR(
             evidence=[source], content=report[0], series_instance_uid=series_uid or hd.UID(),
-            series_number=SR_SERIES_NUMBER, sop_instance_uid=hd.UID(), instance_number=1,
+            series_number=series_number, sop_instance_uid=hd.UID(), instance_number=1,
             manufacturer=MANUFACTURER, is_complete=True, is_final=False, is_verified=False,
-            contributing_equipment=[_equipment()],
-            series_description=f"AI results ({algorithm.name}) - {NOT_FOR_DIAGNOSIS}"[:64])
+            contributing_equipment=[_equipment()], series_description=series_description[:64])
     return _drop_invalid_copied(sr)
 
 
