@@ -119,7 +119,7 @@ def measurement_report(source: Dataset, prediction, algorithm: Algorithm,  # noq
 
 
 def tid1500_report(source: Dataset, groups: list, *, device_name: str, device_model: str, comment: str,  # noqa: ANN001
-                   series_uid: str | None, series_number: int, series_description: str) -> Dataset:
+                   series_uid: str | None, series_number: int, series_description: str) -> hd.sr.Comprehensive3DSR:
     """A Comprehensive 3D SR with a TID 1500 measurement report of ``groups`` about ``source``: a
     device observer, a comment item, UNVERIFIED, complete, Contributing Equipment; new series."""
     device = hd.sr.ObserverContext(
