@@ -1,12 +1,12 @@
 """Screenshot: a Parametric Map re-opened from a real Orthanc as the heatmap overlay (issue 12).
 Run from the repository root: QT_QPA_PLATFORM=offscreen .venv/bin/python build_scripts/screenshot_pm_overlay.py OUT.png
 (predict with --dicom-out --send to a seeded local Orthanc, retrieve the study back, open it in the window)"""
-import sys, tempfile
+import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, ".")
 from tests.helpers.orthanc import start_seeded  # noqa: E402
-
 
 
 def main() -> None:
@@ -21,6 +21,7 @@ def main() -> None:
                     "--explain", "gradcam", "-o", str(root / "p.csv"), "--dicom-out", str(root / "results"),
                     "--send", server.dicom_url]) == 0
         import pydicom
+
         from ml.pacs import parse_url, retrieve
         study = str(pydicom.dcmread(src, stop_before_pixels=True).StudyInstanceUID)
         folder = retrieve(parse_url(server.dicom_url), study, root / "back")  # source, SR and PM from the PACS
@@ -44,7 +45,8 @@ def main() -> None:
                 break
             time.sleep(0.05)
         for _ in range(50):
-            app.processEvents(); time.sleep(0.02)
+            app.processEvents()
+            time.sleep(0.02)
         assert w.viewer.overlay_layer("Parametric map") is not None, "no overlay"
         w.grab().save(str(out_png))
         print("saved", out_png)
