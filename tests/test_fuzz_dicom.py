@@ -6,8 +6,8 @@ and of ZIP archives and DICOMDIRs made from them, through the code paths of ``cx
 Fails on any exception outside ml.errors, a worker crash, a hang, or peak RSS over the budget.
 A fixed seed, plus a seed that changes every day (printed on failure with the command that
 replays it). The long run is ``build_scripts/fuzz.py`` (figures in the README, Hardening).
-``CXR_FUZZ_INPUTS`` sets the DICOM inputs (default 300 on this shared, contended 2-core
-machine; 2,000 take several minutes here).
+``CXR_FUZZ_INPUTS`` sets the DICOM inputs (default 2,000, as the issue asks: the four tests of
+this file took 60 s on the 2-core machine while another fuzz run shared it).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import fuzz as engine  # noqa: E402
 
 FIXED_SEED = 20261202
 ROTATING_SEED = int(time.time()) // 86400  # a new one every day
-DICOM_INPUTS = int(os.environ.get("CXR_FUZZ_INPUTS", "300"))
+DICOM_INPUTS = int(os.environ.get("CXR_FUZZ_INPUTS", "2000"))
 TIMEOUT_S = 20.0  # a hang; generous because the suite shares two cores with everything else
 
 
