@@ -21,6 +21,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QWidget
 
 from app.analysis import report
+from app.analysis.dicom_export_view import DicomExportView
 from app.analysis.evidence_view import ContourLayer
 from app.analysis.heatmap import HeatmapLayer
 from app.analysis.library_dialog import ModelLibraryDialog, card_html
@@ -115,6 +116,7 @@ class AnalysisPanel(QWidget):
         self.show_device(self.presenter.state.device)
         self.presenter.set_auto_explain(self.auto_explain.isChecked())
         self._connect()
+        self.dicom_export = DicomExportView(self, self.ui.export_row)  # SR + Parametric Map: save or send
         self.show_busy(False, False)
         self.presenter.update_enabled()
 

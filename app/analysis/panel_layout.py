@@ -125,6 +125,7 @@ class PanelWidgets:
         for b in (self.pdf_button, self.png_button, self.csv_button):
             exp.addWidget(b)
         v.addLayout(exp)
+        self.export_row = exp  # app.analysis.dicom_export_view adds "DICOM…" and "Send to PACS…" here
         self.disclaimer = QLabel("<b>Not for diagnostic use.</b> A reading aid, not a diagnosis.")
         self.disclaimer.setStyleSheet("color: #b41e1e")
         v.addWidget(self.disclaimer)
