@@ -47,13 +47,13 @@ def is_dicom(path: str | Path) -> bool:
 
 def unavailable(presenter: Any) -> str:
     """Why the shown image's result cannot be exported as DICOM now ("" when it can)."""
+    current = presenter.images.current()
+    if current is not None and not is_dicom(current[0].meta.path):
+        return f"{NOT_DICOM}."
     try:
         presenter.report_inputs()  # the stale-result guard: the result must be of the image shown
     except CxrError as exc:
         return str(exc)
-    current = presenter.images.current()
-    if current is None or not is_dicom(current[0].meta.path):
-        return f"{NOT_DICOM}."
     return ""
 
 
