@@ -81,7 +81,7 @@ def build(inputs: ExportInputs) -> list[tuple[Any, str]]:
     algorithm = Algorithm(inputs.model_name, inputs.model_version, sha)
     frame = int(inputs.prediction.frame)
     stem = f"{source.SOPInstanceUID}_f{frame + 1}"
-    objects = [(measurement_report(source, inputs.prediction, algorithm), f"{stem}.sr")]
+    objects: list[tuple[Any, str]] = [(measurement_report(source, inputs.prediction, algorithm), f"{stem}.sr")]
     if inputs.heatmap is not None:
         objects.append((parametric_map(source, inputs.heatmap, algorithm, frame), f"{stem}.pm"))
     return objects
