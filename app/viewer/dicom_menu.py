@@ -20,6 +20,7 @@ from app.browser.rules import OVERLAY_CLASSES
 from app.viewer.dicom_objects import DicomObjectsPresenter, ResultObjects
 from app.viewer.legend import Legend
 from ml.errors import CxrError
+from ml.explain import METHOD_LABELS
 from ml.imaging.overlay import heatmap_rgba
 
 MAP_LAYER = "Parametric map"
@@ -49,7 +50,7 @@ class MapLayer:
         self.item.setVisible(True)
         self.viewer.add_overlay_layer(self.item, MAP_LAYER)
         ramp = lut[:, :3].astype("uint8")
-        self.viewer.set_legend(Legend(ramp, low="weak", high="strongest", title=f"{overlay.method} (DICOM)"))
+        self.viewer.set_legend(Legend(ramp, low="weak", high="strongest", title=f"{METHOD_LABELS.get(overlay.method, overlay.method)} (DICOM)"))
 
 
 class _ViewerPart:
