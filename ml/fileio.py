@@ -1,14 +1,20 @@
-"""Atomic file writes: write to a temporary name in the same folder, then rename."""
+"""Atomic file writes (write to a temporary name in the same folder, then rename) and the one file
+SHA-256."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ml.errors import CxrError
+
+if TYPE_CHECKING:
+    from ml.progress import CancelToken
 
 
 def current_umask() -> int:
@@ -76,3 +82,14 @@ def save_png_atomic(dest: str | os.PathLike[str], array) -> None:  # noqa: ANN00
 
     with atomic_path(dest) as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
+
+
+def sha256_file(path: str | os.PathLike[str], cancel: CancelToken | None = None) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB blocks; ``cancel`` is checked between blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            if cancel is not None:
+                cancel.check()
+            digest.update(block)
+    return digest.hexdigest()

@@ -78,10 +78,10 @@ def test_cxr_calibrate_end_to_end_on_kermany_val(tmp_path, shared_data, capsys) 
     import torch
 
     from ml.cli import main as cxr
+    from ml.fileio import sha256_file
     from ml.models import bundle, library
     from ml.models.manifest import ModelManifest
     from ml.models.registry import build_model
-    from ml.training.site_calibration import sha256_of
 
     torch.manual_seed(0)
     manifest = ModelManifest(name="tiny-pneumonia", architecture="cxr_resnet_small",
@@ -89,14 +89,14 @@ def test_cxr_calibrate_end_to_end_on_kermany_val(tmp_path, shared_data, capsys) 
     source = bundle.save_model(tmp_path / "tiny.safetensors", build_model("cxr_resnet_small", 2, 1), manifest)
     assert cxr(["models", "import", str(source)]) == 0
     installed = library.find_model("tiny-pneumonia").path
-    digest = sha256_of(installed)
+    digest = sha256_file(installed)
     report = tmp_path / "report.png"
     capsys.readouterr()
     code = cxr(["calibrate", "--model", "tiny-pneumonia", "--data", str(shared_data / "cxr" / "kermany-val"),
                 "--target-sensitivity", "0.9", "--report", str(report), "--bootstrap", "20", "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert sha256_of(installed) == digest  # the original model file is never changed
+    assert sha256_file(installed) == digest  # the original model file is never changed
     new = library.find_model("tiny-pneumonia-site")
     assert new is not None and new.path != installed and out["model"] == "tiny-pneumonia-site"
     prov = new.manifest.provenance.extra["site_calibration"]

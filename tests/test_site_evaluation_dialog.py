@@ -32,13 +32,13 @@ def test_evaluate_on_my_data_from_the_training_menu(qtbot, tmp_path: Path, share
     from app.main_window import MainWindow
     from app.settings import Settings
     from app.workers import running_jobs
+    from ml.fileio import sha256_file
     from ml.models import library
-    from ml.training.site_calibration import sha256_of
 
     for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
     installed = tiny_model(tmp_path)
-    digest = sha256_of(installed)
+    digest = sha256_file(installed)
     win = MainWindow(Settings(tmp_path / "settings.ini"))
     qtbot.addWidget(win)
     if getattr(win, "analysis_panel", None) is None:
@@ -67,7 +67,7 @@ def test_evaluate_on_my_data_from_the_training_menu(qtbot, tmp_path: Path, share
     outcome = dialog.presenter.outcome
     assert outcome is not None, dialog.message.text()
     assert outcome.new_model == "tiny-pneumonia-site" and outcome.source_unchanged
-    assert sha256_of(installed) == digest  # the original model file is never changed
+    assert sha256_file(installed) == digest  # the original model file is never changed
     new = library.find_model("tiny-pneumonia-site")
     assert new is not None and new.path != installed
     assert new.manifest.provenance.extra["site_calibration"]["source_model"]["sha256"] == digest

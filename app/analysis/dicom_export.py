@@ -73,11 +73,11 @@ def snapshot(presenter: Any) -> ExportInputs:
 
 def build(inputs: ExportInputs) -> list[tuple[Any, str]]:
     """The DICOM objects (dataset, file stem): the SR, then the Parametric Map when there is a heatmap."""
-    from ml.dicom_out.predict_export import file_sha256
     from ml.dicom_out.results import Algorithm, measurement_report, parametric_map, read_source
+    from ml.fileio import sha256_file
 
     source = read_source(inputs.source)
-    sha = file_sha256(inputs.model_path) if inputs.model_path is not None and inputs.model_path.is_file() else ""
+    sha = sha256_file(inputs.model_path) if inputs.model_path is not None and inputs.model_path.is_file() else ""
     algorithm = Algorithm(inputs.model_name, inputs.model_version, sha)
     frame = int(inputs.prediction.frame)
     stem = f"{source.SOPInstanceUID}_f{frame + 1}"

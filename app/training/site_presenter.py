@@ -125,9 +125,10 @@ def run_site_calibration(request: SiteRequest, progress: Any = None, cancel: Any
 
     ensure_torch()  # a worker thread: the first torch import is serialised
     from ml.cli_calibrate import write_report
-    from ml.training.site_calibration import calibrate_on_site, install_site_version, sha256_of
+    from ml.fileio import sha256_file
+    from ml.training.site_calibration import calibrate_on_site, install_site_version
 
-    before = sha256_of(request.model_path)
+    before = sha256_file(request.model_path)
     result = calibrate_on_site(request.model_path, request.data, target_sensitivity=request.target_sensitivity,
                                n_boot=request.n_boot, progress=progress, cancel=cancel)  # fmt: skip
     if cancel is not None:
@@ -139,7 +140,7 @@ def run_site_calibration(request: SiteRequest, progress: Any = None, cancel: Any
     return SiteOutcome(
         new_model=installed.name, new_path=str(installed.path), source_model=request.model_name,
         report_path=str(report), columns=["Check half", "Before", "After"], rows=outcome_rows(result.summary),
-        headline=headline(result.summary), source_unchanged=sha256_of(request.model_path) == before,
+        headline=headline(result.summary), source_unchanged=sha256_file(request.model_path) == before,
         summary=result.summary,
     )  # fmt: skip
 

@@ -5,9 +5,10 @@ Not for diagnostic use."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
+
+from ml.fileio import sha256_file
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,14 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --dicom-out and --explain: also a Secondary Capture with the heatmap burned in")
     p.add_argument("--send", metavar="NODE", help="send the DICOM results to this PACS node (needs --dicom-out)")
     p.add_argument("--aet", default="CXRSTUDIO", help="our AE title for --send (default CXRSTUDIO)")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def export(args: argparse.Namespace, predictions: list, predictor, model_path: Path) -> list[Path]:  # noqa: ANN001
@@ -45,7 +38,7 @@ def export(args: argparse.Namespace, predictions: list, predictor, model_path: P
         node = resolve_node(args.send)  # a bad address fails before anything is written
     folder = Path(args.dicom_out)
     manifest = predictor.manifest
-    algorithm = Algorithm(manifest.name, str(manifest.version), file_sha256(Path(model_path)))
+    algorithm = Algorithm(manifest.name, str(manifest.version), sha256_file(model_path))
     explainer = None
     if args.explain:
         from ml.explain import make_explainer

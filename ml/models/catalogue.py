@@ -15,7 +15,6 @@ announces and, where there is one, the hash prefix.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from ml.errors import CxrError
+from ml.fileio import sha256_file
 from ml.models.manifest import IMAGENET_NORMALISATION, InputDerivation, ModelManifest, Provenance
 
 if TYPE_CHECKING:  # listing the catalogue imports neither torch nor torchvision
@@ -115,14 +115,6 @@ def get_entry(name: str, path: str | os.PathLike[str] | None = None) -> Catalogu
     raise CxrError(f"'{name}' is not in the model catalogue. Known names: {known}.")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def match_file(
     path: str | os.PathLike[str],
     architecture: str | None = None,
@@ -142,7 +134,7 @@ def match_file(
         if entry.size is not None and entry.size != size:
             continue
         if entry.sha256 or entry.sha256_prefix:
-            digest = digest or _sha256(path)
+            digest = digest or sha256_file(path)
             if entry.sha256 and digest != entry.sha256.lower():
                 continue
             if entry.sha256_prefix and not digest.startswith(entry.sha256_prefix.lower()):

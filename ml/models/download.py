@@ -12,7 +12,6 @@ a CXR Studio model file and installs it.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -27,6 +26,7 @@ from urllib.parse import urlparse
 
 from ml import __version__
 from ml.errors import DownloadError, ModelFileError
+from ml.fileio import sha256_file
 from ml.models import catalogue, library
 from ml.models.verify import check_weights_file
 from ml.progress import CancelToken, ProgressCallback, check, report
@@ -191,15 +191,6 @@ def _fetch(
             raise _Interrupted(f"received {done} of {total} bytes")
 
 
-def _sha256(path: Path, cancel: CancelToken | None) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(4 * CHUNK):
-            check(cancel)
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download(
     url: str,
     dest: str | os.PathLike[str],
@@ -259,7 +250,7 @@ def download(
         )
     if sha256 or sha256_prefix:
         report(progress, size, size, f"Verifying {label}")
-        digest = _sha256(part, cancel)
+        digest = sha256_file(part, cancel)
         wanted = (sha256 or sha256_prefix or "").lower()
         if (sha256 and digest != wanted) or (not sha256 and not digest.startswith(wanted)):
             _discard(part)

@@ -18,7 +18,6 @@ Every write is atomic (temporary file in the target folder, then ``os.replace``)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml.errors import ModelFileError
-from ml.fileio import follow_umask
+from ml.fileio import follow_umask, sha256_file
 from ml.logfile import user_data_dir
 from ml.models import bundle
 from ml.models.manifest import ModelManifest, Task
@@ -279,10 +278,6 @@ def _write_default_record(data: dict[str, Any]) -> None:
     write_text_atomic(_record_path(), json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def set_default_model(name: str | None) -> None:
     """Make the installed model ``name`` the default (None: no default)."""
     record = _read_default_record()
@@ -305,7 +300,7 @@ def ensure_default_model() -> InstalledModel | None:
     src = bundled_default_model()
     record = _read_default_record()
     if src is not None:
-        digest = _sha256(src)
+        digest = sha256_file(src)
         if record.get("installed_sha256") != digest:
             installed = install_model_file(src, overwrite=True)
             if record.get("name") in (None, DEFAULT_MODEL_NAME, installed.name):

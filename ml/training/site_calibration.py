@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ml.errors import DataSourceError
+from ml.fileio import sha256_file
 from ml.progress import CancelToken, ProgressCallback, check, report
 from ml.training import calibration as cal
 
@@ -38,14 +38,6 @@ class SiteCalibration:
     source_sha256: str
     summary: dict[str, Any] = field(default_factory=dict)
     curves: dict[str, Any] = field(default_factory=dict)  # check-half reliability before/after (report)
-
-
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _targets(samples: list[Any], labels: list[str], task: str) -> np.ndarray:
@@ -179,7 +171,7 @@ def calibrate_on_site(
     if target_sensitivity is not None and not 0.0 < target_sensitivity < 1.0:
         raise DataSourceError("--target-sensitivity must be between 0 and 1 (e.g. 0.9).")
     source_path = Path(model_path)
-    digest = sha256_of(source_path)
+    digest = sha256_file(source_path)
     net, manifest = load_model(source_path, "cpu")
     predictor = Predictor(net, manifest, device=device, batch_size=batch_size)
     labels = predictor.labels
@@ -268,4 +260,4 @@ def install_site_version(result: SiteCalibration, name: str | None = None) -> An
     return library.install_state(load_state_dict(result.source_path), m.validate())
 
 
-__all__ = ["SiteCalibration", "calibrate_on_site", "install_site_version", "sha256_of"]
+__all__ = ["SiteCalibration", "calibrate_on_site", "install_site_version"]
