@@ -10,6 +10,7 @@ app.analysis).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,16 +153,8 @@ class DicomObjectsController:
             self.save_measurements(path)
 
     def save_measurements(self, path: str) -> Path | None:
-        try:
-            written = self.active()[1].save_measurements(path)
-        except CxrError as exc:
-            self.status(f"Could not save the measurements: {exc}")
-            return None
-        except OSError as exc:
-            self.status(f"Could not write {Path(path).name}: {exc.strerror or exc}")
-            return None
-        self.status(f"Measurements saved as a DICOM SR: {written.name} (not for diagnostic use)")
-        return written
+        return self._save(path, lambda: self.active()[1].save_measurements(path), "the measurements",
+                          "Measurements saved as a DICOM SR")
 
     def save_capture_dialog(self) -> None:
         if self.active()[0].image() is None:
@@ -171,16 +164,23 @@ class DicomObjectsController:
             self.save_capture(path)
 
     def save_capture(self, path: str) -> Path | None:
-        try:
+        def write() -> Path:
             viewer, presenter = self.active()
-            written = presenter.save_capture(path, viewer.burned_in())
+            return presenter.save_capture(path, viewer.burned_in())
+
+        return self._save(path, write, "the secondary capture", "View saved as a DICOM Secondary Capture")
+
+    def _save(self, path: str, write: Callable[[], Path], what: str, done: str) -> Path | None:
+        """Run ``write``; one status line either way (a readable error, never a traceback)."""
+        try:
+            written = write()
         except CxrError as exc:
-            self.status(f"Could not save the secondary capture: {exc}")
+            self.status(f"Could not save {what}: {exc}")
             return None
         except OSError as exc:
             self.status(f"Could not write {Path(path).name}: {exc.strerror or exc}")
             return None
-        self.status(f"View saved as a DICOM Secondary Capture: {written.name} (not for diagnostic use)")
+        self.status(f"{done}: {written.name} (not for diagnostic use)")
         return written
 
 
