@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from app.settings import APPLICATION, ORGANISATION
@@ -106,12 +107,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.main_window import MainWindow
     from app.settings import Settings
 
-    window = MainWindow(Settings(args.settings) if args.settings else None)
+    window = MainWindow(Settings(args.settings) if args.settings else None, defer_panels=True)
     previous_hook = sys.excepthook
     install_exception_hook(window)
     window.show()
-    if args.paths:
-        window.open_paths(args.paths)
+
+    def finish_start_up() -> None:  # once the window is on screen
+        window.install_panels()
+        if args.paths:
+            window.open_paths(args.paths)
+
+    QTimer.singleShot(0, finish_start_up)
     try:
         return int(app.exec())
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from importlib import metadata
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -147,6 +146,8 @@ class ShortcutsDialog(QDialog):
 
 
 def about_text() -> str:
+    from importlib import metadata  # ~40 ms (email, csv, zip parsing): only when About is opened
+
     try:
         version = metadata.version("cxr-studio")
     except metadata.PackageNotFoundError:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -46,7 +47,12 @@ from ml.imaging.index import InstanceEntry, StudyIndex
 
 
 class MainWindow(FileDropMixin, QMainWindow):
-    def __init__(self, settings: Settings | None = None, viewer: QWidget | None = None):
+    def __init__(
+        self, settings: Settings | None = None, viewer: QWidget | None = None, defer_panels: bool = False
+    ):
+        """``defer_panels``: leave the analysis, training, DICOM-object and PACS parts to
+        :meth:`install_panels`, which the app's launch calls once the window is on screen (they
+        cost about a third of the start-up); otherwise (tests, embedding) they are built here."""
         super().__init__()
         self.setObjectName("mainWindow")
         self.setWindowTitle("CXR Studio")
@@ -75,30 +81,58 @@ class MainWindow(FileDropMixin, QMainWindow):
         self._build_status_bar()
         self._build_menus()
         self._connect()
-        from app.analysis import install as install_analysis
-
-        install_analysis(self)
-        from app.training import install as install_training
-
-        install_training(self)
-        from app.viewer.dicom_menu import install as install_dicom_objects
-
-        install_dicom_objects(self)  # File > Save measurements as DICOM SR / Secondary Capture; SR/PM re-open
-        from app.pacs import install as install_pacs
-
-        install_pacs(self)  # PACS > Query/Retrieve…, Nodes…; the optional C-STORE receiver
+        # set by install_panels (each installer's own parts; None until then)
+        self.analysis_panel: Any = None
+        self.analysis_dock: QDockWidget | None = None
+        self.training_action: QAction | None = None
+        self.training_menu: QMenu | None = None
+        self.site_evaluation_action: QAction | None = None
+        self.dicom_objects: Any = None
+        self.pacs: Any = None
+        self.pacs_menu: QMenu | None = None
+        self.pacs_query_action: QAction | None = None
+        self.pacs_nodes_action: QAction | None = None
+        if not defer_panels:
+            self.install_panels()
         self.resize(1500, 950)
         self.settings.restore_window(self)
 
+    def install_panels(self) -> None:
+        """The analysis dock and menu, the Training menu, the DICOM-object actions and the PACS menu
+        (idempotent). A dock added after :meth:`Settings.restore_window` takes its saved place."""
+        from app.analysis import install as install_analysis
+        from app.pacs import install as install_pacs
+        from app.training import install as install_training
+        from app.viewer.dicom_menu import install as install_dicom_objects
+
+        install_analysis(self)
+        install_training(self)
+        install_dicom_objects(self)  # File > Save measurements as DICOM SR / Secondary Capture; SR/PM re-open
+        install_pacs(self)  # PACS > Query/Retrieve…, Nodes…; the optional C-STORE receiver
+
     # -- layout ------------------------------------------------------------------------------------
-    def add_dock(self, widget: QWidget, area: Qt.DockWidgetArea, title: str) -> QDockWidget:
-        """Dock ``widget`` (e.g. the analysis panel) and list it under View > Panels."""
+    def add_dock(
+        self, widget: QWidget, area: Qt.DockWidgetArea, title: str, tabify_with: QDockWidget | None = None
+    ) -> QDockWidget:
+        """Dock ``widget`` (e.g. the analysis panel; by default in ``area``, as a tab beside
+        ``tabify_with`` if given) and list it under View > Panels. A dock made after the saved
+        layout was restored (the panels after the first paint, PACS on first use) goes where the
+        user left it."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
         dock.setWidget(widget)
         feature = QDockWidget.DockWidgetFeature
         dock.setFeatures(feature.DockWidgetMovable | feature.DockWidgetClosable | feature.DockWidgetFloatable)
-        self.addDockWidget(area, dock)
+        if not self.restoreDockWidget(dock):  # the saved layout has no place for it (yet)
+            self.addDockWidget(area, dock)
+            if tabify_with is not None:
+                self.tabifyDockWidget(tabify_with, dock)
+                # a new tab shows on top; on a window already on screen the tab bar exists only
+                # once the layout has run
+                if self.isVisible():
+                    QTimer.singleShot(0, dock.raise_)
+                else:
+                    dock.raise_()
         if hasattr(self, "panels_menu"):
             self.panels_menu.addAction(dock.toggleViewAction())
         return dock

@@ -69,10 +69,22 @@ def wait_idle(pid: int, timeout: float) -> None:
         last = now
 
 
-def launch(cmd: list[str], title: str, env: dict[str, str], timeout: float) -> tuple[float, float]:
-    """(seconds to a mapped window, seconds from Ctrl+Q to exit)."""
+def launch(cmd: list[str], title: str, env: dict[str, str], timeout: float, tries: int = 3) -> tuple[float, float]:
+    """(seconds to a mapped window, seconds from Ctrl+Q to exit). A launch whose X connection was
+    refused (now and then Xvfb here refuses one; Qt then aborts at once) is repeated, ``tries`` in all."""
+    for attempt in range(1, tries + 1):
+        try:
+            return _launch(cmd, title, env, timeout)
+        except RuntimeError as exc:
+            if "could not connect to display" not in str(exc) or attempt == tries:
+                raise
+            print(f"  (X refused a connection; launch repeated, attempt {attempt + 1})", flush=True)
+    raise AssertionError("unreachable")
+
+
+def _launch(cmd: list[str], title: str, env: dict[str, str], timeout: float) -> tuple[float, float]:
     t0 = time.perf_counter()
-    log = open(Path(env["CXR_STUDIO_HOME"]) / "launch.log", "ab")  # noqa: SIM115 - closed below
+    log = open(Path(env["CXR_STUDIO_HOME"]) / "launch.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=log)
     try:
         wid = None

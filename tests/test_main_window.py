@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QDockWidget
 
 from app.main_window import MainWindow
 from app.settings import Settings
@@ -251,6 +251,44 @@ def test_recent_files_and_geometry_survive_a_new_window(qtbot, settings, data):
     qtbot.waitUntil(lambda: running_jobs() == 0, timeout=WAIT_MS)
 
 
+def test_panels_built_after_the_first_paint_go_where_the_user_left_them(qtbot, settings):
+    """The app's launch builds the analysis/training/PACS parts once the window shows
+    (defer_panels): before that the window has none of them; after, the analysis dock sits where
+    the previous session left it, and on a fresh profile it is the tab on top beside Tags."""
+    first = make_window(qtbot, settings)
+    first.analysis_dock.setFloating(False)
+    first.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, first.analysis_dock)  # moved by the user
+    assert first.dockWidgetArea(first.analysis_dock) == Qt.DockWidgetArea.LeftDockWidgetArea
+    first.close()
+    qtbot.waitUntil(lambda: running_jobs() == 0, timeout=WAIT_MS)
+
+    second = MainWindow(Settings(settings.qsettings.fileName()), defer_panels=True)
+    qtbot.addWidget(second)
+    assert second.analysis_panel is None and second.pacs is None and second.training_action is None
+    second.show()
+    second.install_panels()
+    qtbot.waitUntil(lambda: not second.analysis_dock.visibleRegion().isEmpty(), timeout=WAIT_MS)  # laid out
+    assert second.dockWidgetArea(second.analysis_dock) == Qt.DockWidgetArea.LeftDockWidgetArea
+    assert second.tabifiedDockWidgets(second.tags_dock) == []
+    assert second.training_action is not None and second.pacs_menu is not None
+    second.install_panels()  # idempotent: one analysis dock, one Training menu
+    titles = [a.text().replace("&", "") for a in second.menuBar().actions()]
+    assert titles.count("Training") == 1 and titles.count("PACS") == 1
+    assert len([d for d in second.findChildren(QDockWidget) if d.windowTitle() == "Analysis"]) == 1
+    second.close()
+    qtbot.waitUntil(lambda: running_jobs() == 0, timeout=WAIT_MS)
+
+    fresh = MainWindow(Settings(settings.qsettings.fileName() + ".fresh.ini"), defer_panels=True)
+    qtbot.addWidget(fresh)
+    fresh.show()
+    fresh.install_panels()
+    qtbot.waitUntil(lambda: fresh.tabifiedDockWidgets(fresh.tags_dock) == [fresh.analysis_dock], timeout=WAIT_MS)
+    assert fresh.dockWidgetArea(fresh.analysis_dock) == Qt.DockWidgetArea.RightDockWidgetArea
+    qtbot.waitUntil(lambda: not fresh.analysis_dock.visibleRegion().isEmpty(), timeout=WAIT_MS)  # on top
+    fresh.close()
+    qtbot.waitUntil(lambda: running_jobs() == 0, timeout=WAIT_MS)
+
+
 def test_recent_list_keeps_ten(settings, tmp_path):
     for i in range(14):
         settings.add_recent(str(tmp_path / f"f{i}.dcm"))
@@ -310,6 +348,7 @@ def test_main_opens_command_line_paths_without_importing_torch(tmp_path, data):
                 QTimer.singleShot(50, check)
                 return
             print("shown:", image.meta.path if image is not None else None)
+            print("analysis panel:", windows[0].analysis_panel is not None if windows else None)
             print("torch loaded:", "torch" in sys.modules)
             print("names:", app.applicationName(), "/", app.organizationName())
             for w in windows:
@@ -325,6 +364,7 @@ def test_main_opens_command_line_paths_without_importing_torch(tmp_path, data):
     lines = dict(line.split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
     assert lines["shown"].endswith("rsna_cxr_pa.dcm")
     assert lines["torch loaded"] == "False"
+    assert lines["analysis panel"] == "True"  # built once the window showed, before the file opened
     assert lines["names"] == "CXR Studio / CXR Studio"
     assert lines["exit"] == "0"
     assert (tmp_path / "cli.ini").is_file()  # settings went where they were told (window state saved)

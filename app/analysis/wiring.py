@@ -92,9 +92,7 @@ def install(main_window: Any) -> AnalysisPanel:
     if existing is not None:
         return existing
     panel = make_panel(main_window)
-    dock = main_window.add_dock(panel, Qt.DockWidgetArea.RightDockWidgetArea, "Analysis")
-    main_window.tabifyDockWidget(main_window.tags_dock, dock)
-    dock.raise_()
+    dock = main_window.add_dock(panel, Qt.DockWidgetArea.RightDockWidgetArea, "Analysis", main_window.tags_dock)
     main_window.analysis_dock = dock
     main_window.analysis_panel = panel
     main_window.statusBar().addPermanentWidget(panel.device_label)
