@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QDockWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QScrollArea
 
 from app.main_window import MainWindow
 from app.settings import Settings
@@ -285,6 +285,11 @@ def test_panels_built_after_the_first_paint_go_where_the_user_left_them(qtbot, s
     qtbot.waitUntil(lambda: fresh.tabifiedDockWidgets(fresh.tags_dock) == [fresh.analysis_dock], timeout=WAIT_MS)
     assert fresh.dockWidgetArea(fresh.analysis_dock) == Qt.DockWidgetArea.RightDockWidgetArea
     qtbot.waitUntil(lambda: not fresh.analysis_dock.visibleRegion().isEmpty(), timeout=WAIT_MS)  # on top
+    # and all of it fits the dock's default width: no sideways scrolling to reach a button
+    scroll = fresh.analysis_panel.findChild(QScrollArea)
+    qtbot.waitUntil(lambda: scroll.viewport().width() >= 400, timeout=WAIT_MS)
+    assert scroll.widget().minimumSizeHint().width() <= scroll.viewport().width()
+    qtbot.waitUntil(lambda: not scroll.horizontalScrollBar().isVisible(), timeout=5_000)
     fresh.close()
     qtbot.waitUntil(lambda: running_jobs() == 0, timeout=WAIT_MS)
 

@@ -125,7 +125,9 @@ class PanelWidgets:
         for b in (self.pdf_button, self.png_button, self.csv_button):
             exp.addWidget(b)
         v.addLayout(exp)
-        self.export_row = exp  # app.analysis.dicom_export_view adds "DICOM…" and "Send to PACS…" here
+        # a row of its own: five buttons in one row made the panel wider than its 440 px dock
+        self.export_row = QHBoxLayout()  # app.analysis.dicom_export_view adds "DICOM…" and "Send to PACS…"
+        v.addLayout(self.export_row)
         self.disclaimer = QLabel("<b>Not for diagnostic use.</b> A reading aid, not a diagnosis.")
         self.disclaimer.setStyleSheet("color: #b41e1e")
         v.addWidget(self.disclaimer)
