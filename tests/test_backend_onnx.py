@@ -117,9 +117,14 @@ def test_occlusion_on_onnx_runtime_gives_torch_s_map(tmp_path: Path) -> None:
 
     fast = load_predictor(_saved(tmp_path, "cxr_resnet_small"), device="cpu", backend="onnx")
     image = make_phantom(rows=48, cols=40).image
-    maps = []
+    maps, drops = [], []
     for forward in (None, fast.fast_forward):
         with OcclusionExplainer(fast.model, fast.manifest, window=8, stride=4, forward=forward) as ex:
             maps.append(ex.explain(image, 0, "lesion").values)
+            drops.append(ex.last_raw)
     assert maps[0].shape == (48, 40) and np.abs(maps[0]).max() > 0
-    assert np.allclose(maps[0], maps[1], atol=1e-4)
+    # the score drops themselves (log-probability units) agree within the back-end's tolerance; the
+    # shown map is rescaled to [0, 1], which magnifies the untrained model's tiny drops (max ~3e-3)
+    # about 300-fold, so it is compared at 1e-3
+    assert np.abs(drops[0]).max() > 0 and np.allclose(drops[0], drops[1], atol=1e-4)
+    assert np.allclose(maps[0], maps[1], atol=1e-3)
