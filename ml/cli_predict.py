@@ -31,6 +31,8 @@ def _register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--occlusion-mode", default="full", choices=["full", "coarse-to-fine"],
                    help="occlusion grid: every window position (full), or a coarse grid first and the fine "
                         "grid only where the coarse map is in its top 25%% (coarse-to-fine: fewer passes)")
+    p.add_argument("--occlusion-fill", choices=["mean", "blur", "black"],
+                   help="what fills the occlusion patch (default: the architecture's benchmarked fill, else black)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
@@ -61,13 +63,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     explainer = None
     on_file = None
     if args.explain and (explain_dir is not None or args.explain_faithfulness):
-        from ml.explain import METHOD_LABELS, make_explainer
+        from ml.explain import METHOD_LABELS, default_explanation, make_explainer
 
         if explain_dir is not None:
             explain_dir.mkdir(parents=True, exist_ok=True)
         options = {"layer": args.explain_layer} if args.explain_layer else {}
-        if args.explain == "occlusion":
+        resolved = default_explanation(predictor.manifest.architecture)[0] if args.explain == "default" else args.explain
+        if resolved == "occlusion":
             options["mode"] = args.occlusion_mode
+            options["baseline"] = args.occlusion_fill
             if predictor.fast_forward is not None:
                 options["forward"] = predictor.fast_forward  # forward-only: the fast back-end
         explainer = make_explainer(args.explain, predictor.model, predictor.manifest, predictor.device, **options)

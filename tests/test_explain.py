@@ -120,6 +120,65 @@ def test_chunked_occlusion_equals_one_captum_run(size: int, window: int, stride:
     assert np.allclose(ours, ref[0, 0].detach().numpy(), atol=1e-5)
 
 
+def test_blurred_baseline_occlusion_equals_one_captum_run_with_that_baseline() -> None:
+    from torchvision.transforms.functional import gaussian_blur
+
+    model, m = small_model(seed=5), manifest(input_size=50)
+    image = make_phantom(160, 200, seed=5).image
+    with OcclusionExplainer(model, m, window=12, stride=8, perturbations_per_eval=5, baseline="blur") as occ:
+        x, _ = occ.input_tensor(image)
+        ours = occ._attribute(x, 1, None, None, None)
+    blurred = gaussian_blur(x, [37, 37], [6.0, 6.0])  # sigma = window / 2, kernel 2 * ceil(3 sigma) + 1
+    assert not torch.allclose(blurred, x)  # the fill is a real blur of this image, not a copy
+
+    def log_prob(batch: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(model(batch).double(), dim=1)
+
+    ref = Occlusion(log_prob).attribute(
+        x, baselines=blurred, sliding_window_shapes=(1, 12, 12), strides=(1, 8, 8), target=1
+    )
+    assert np.allclose(ours, ref[0, 0].detach().numpy(), atol=1e-5)
+
+
+def test_log_probabilities_of_a_confident_model_are_not_rounded_to_zero() -> None:
+    from ml.explain.occlusion import log_probs
+
+    logits = torch.tensor([[40.0, 0.0, 10.0], [1.0, 2.0, 3.0]])
+    ours = log_probs(logits)
+    assert torch.allclose(ours, torch.log_softmax(logits.double(), dim=1), rtol=1e-9, atol=1e-15)
+    # float32 says the leading class's log-probability is exactly 0; it is -(e^-30 + e^-40)
+    assert torch.log_softmax(logits, dim=1)[0, 0] == 0.0
+    exact = -np.log1p(np.exp(-30) + np.exp(-40))
+    assert ours[0, 0] < 0 and abs(float(ours[0, 0]) - exact) <= 1e-12 * abs(exact)
+
+
+def test_occlusion_of_a_confident_model_is_not_a_flat_map() -> None:
+    """A model that leads by ~40 logits: every occluded copy changes its float32 log-probability by
+    exactly 0 (a flat, useless map), while the float64 score still ranks the windows."""
+    base = small_model(seed=6)
+    confident = nn.Sequential(base, nn.Linear(2, 2)).eval()
+    with torch.no_grad():
+        confident[1].weight.copy_(torch.tensor([[-1000.0, 1000.0], [1000.0, -1000.0]]))
+        confident[1].bias.copy_(torch.tensor([0.0, 0.0]))
+    m = manifest(input_size=48)
+    image = make_phantom(96, 96, seed=6).image
+    with OcclusionExplainer(confident, m, window=12, stride=6) as occ:
+        x, _ = occ.input_tensor(image)
+        with torch.no_grad():
+            logits = confident(x)[0]
+        target = int(logits.argmax())
+        assert abs(float(logits[0] - logits[1])) > 20  # the target leads far enough to round to 0
+        ours = occ._attribute(x, target, None, None, None)
+        fill = occ._baseline_values(x)
+    # what float32 log_softmax would have said for the same windows
+    occluded = x.clone()
+    occluded[:, :, :12, :12] = fill[:, :, :12, :12]
+    with torch.no_grad():
+        f32 = torch.log_softmax(confident(torch.cat([x, occluded])), dim=1)[:, target]
+    assert float(f32[0] - f32[1]) == 0.0
+    assert np.abs(ours).max() > 0 and np.unique(np.round(ours, 30)).size > 10
+
+
 def test_occlusion_reports_progress_partial_maps_and_cancels() -> None:
     image = make_phantom(240, 180, seed=4).image
     partials: list[Heatmap] = []

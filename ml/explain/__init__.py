@@ -71,6 +71,15 @@ def default_explanation(architecture: str) -> tuple[str, str | None]:
     return method, layer
 
 
+def occlusion_fill(architecture: str) -> str:
+    """The occlusion patch fill the registry names for ``architecture`` ("": the explainer's default)."""
+    from ml.models.registry import architectures, get_spec
+
+    if architecture not in architectures():  # an unknown architecture has no benchmarked fill
+        return ""
+    return getattr(get_spec(architecture), "explain_fill", "") or ""
+
+
 def make_explainer(method: str, model: Any, manifest: Any, device: Any = "cpu", **options: Any) -> Explainer:
     """An explainer by method name (see :data:`METHODS`, or "default"); use it as a context manager.
 
@@ -81,6 +90,11 @@ def make_explainer(method: str, model: Any, manifest: Any, device: Any = "cpu", 
         method, layer = default_explanation(manifest.architecture)
         if layer and method in LAYER_METHODS and not options.get("layer"):
             options["layer"] = layer
+    if method == "occlusion" and options.get("baseline") is None:
+        options.pop("baseline", None)
+        fill = occlusion_fill(manifest.architecture)
+        if fill:
+            options["baseline"] = fill
     try:
         cls = methods()[method]
     except KeyError:
@@ -99,5 +113,5 @@ def make_explainer(method: str, model: Any, manifest: Any, device: Any = "cpu", 
 
 __all__ = [
     "LAYER_METHODS", "METHODS", "METHOD_LABELS", "Explainer", "GradCam", "GradCamPlusPlus", "Heatmap",
-    "HiResCam", "LayerCam", "LayerIntegratedGradientsExplainer", "OcclusionExplainer", "default_explanation", "hook_count", "make_explainer",
+    "HiResCam", "LayerCam", "LayerIntegratedGradientsExplainer", "OcclusionExplainer", "default_explanation", "hook_count", "make_explainer", "occlusion_fill",
 ]  # fmt: skip

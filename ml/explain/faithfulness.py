@@ -2,7 +2,7 @@
 
 Deletion score (Petsiuk et al.'s deletion metric at one point of the curve, as in ROAD/
 pytorch-grad-cam's "remove and debias" family): the top ``fraction`` (default 10%) of the map's
-pixels are set to black in the network input, and the drop of the target's probability is
+pixels are replaced in the network input (by the architecture's occlusion fill), and the drop of the target's probability is
 reported, next to the mean drop for the *same-shaped* region moved to random places (a circular
 shift within the image content). A faithful map drops the probability much more than a random
 region of the same size::
@@ -10,10 +10,13 @@ region of the same size::
     score = deletion_score(model, manifest, image, heatmap)
     score.text()  # "Removing the top 10% of this map drops the probability of lesion by 0.62 ..."
 
-Black is the same occluder the occlusion method uses (the value a black pixel has after the
-model's normalisation: "no attenuation"). The map is brought onto the input grid through the
-input derivation's geometry (padding is never deleted); probabilities are the model's raw
-softmax (multi-class) or sigmoid (multi-label) outputs for the target label.
+The removed pixels get the same fill as occlusion on this architecture (``fill=None``: the
+registry's benchmarked ``explain_fill``, else black: "no attenuation", the value a black pixel has
+after the model's normalisation; ``"mean"``: the mean of the image content; ``"blur"``: a Gaussian
+blur of the input, sigma = input size / 14, occlusion's at its default window), so the two
+perturbation measures ask the model the same question. The map is brought onto the input grid through the input derivation's geometry
+(padding is never deleted); probabilities are the model's raw softmax (multi-class) or sigmoid
+(multi-label) outputs for the target label.
 """
 
 from __future__ import annotations
@@ -99,6 +102,26 @@ def _probability(model: nn.Module, x: torch.Tensor, target: int, task: str) -> t
     return torch.softmax(out, 1)[:, target] if task == "multiclass" else torch.sigmoid(out[:, target])
 
 
+def _fill(x: torch.Tensor, manifest: Any, fill: str | None, content: tuple[int, int, int, int]) -> torch.Tensor:
+    """What replaces the deleted pixels (broadcastable to ``x``), as occlusion fills its patch."""
+    if fill is None:
+        from ml.explain import occlusion_fill
+
+        fill = occlusion_fill(getattr(manifest, "architecture", "")) or "black"
+    r0, c0, h, w = content
+    if fill == "mean":
+        return x[:, :, r0 : r0 + h, c0 : c0 + w].mean(dim=(2, 3), keepdim=True)
+    if fill == "blur":
+        from torchvision.transforms.functional import gaussian_blur
+
+        sigma = max(0.5, x.shape[-1] / 14.0)
+        kernel = min(2 * int(np.ceil(3 * sigma)) + 1, 2 * (min(x.shape[2:]) // 2) - 1)
+        return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
+    if fill == "black":
+        return torch.from_numpy(normalise(np.zeros((x.shape[1], 1, 1), np.float32), manifest)).to(x)
+    raise CxrError(f"Unknown deletion fill '{fill}': use mean, blur or black.")
+
+
 def deletion_score(
     model: nn.Module,
     manifest: Any,
@@ -109,6 +132,7 @@ def deletion_score(
     n_random: int = 4,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    fill: str | None = None,
 ) -> DeletionScore:
     """Probability of ``heatmap.target_label`` before / after deleting the map's top ``fraction``."""
     if not 0 < fraction < 1:
@@ -124,13 +148,13 @@ def deletion_score(
         model = copy.deepcopy(model).eval()
     array, geometry = prepare(image, frame, manifest)
     x = torch.from_numpy(array)[None].to(dev)
-    black = torch.from_numpy(normalise(np.zeros((x.shape[1], 1, 1), np.float32), manifest)).to(x)
     grid = map_on_input_grid(heatmap.values, geometry)
     mask = top_mask(grid, fraction)
     masks = [mask]
     rng = np.random.default_rng(seed)
     r0, c0 = geometry.pad_top, geometry.pad_left
     h, w = geometry.content_rows, geometry.content_cols
+    filler = _fill(x, manifest, fill, (r0, c0, h, w))
     for _ in range(max(0, int(n_random))):
         content = mask[r0 : r0 + h, c0 : c0 + w]
         moved = np.zeros_like(mask)
@@ -141,7 +165,7 @@ def deletion_score(
         )
         masks.append(moved)
     m = torch.from_numpy(np.stack(masks))[:, None].to(dev)
-    batch = torch.where(m, black, x.expand(len(masks), -1, -1, -1))
+    batch = torch.where(m, filler, x.expand(len(masks), -1, -1, -1))
     task = getattr(manifest, "task", "multiclass")
     with torch.no_grad():
         p0 = float(_probability(model, x, target, task)[0])
