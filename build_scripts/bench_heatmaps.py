@@ -45,11 +45,15 @@ BLOCKS: dict[str, tuple[str, str, str, str]] = {
     "resnet18": ("layer4", "layer3", "layer2", "layer1"),
     "densenet121": ("final_relu", "features.denseblock3", "features.denseblock2", "features.denseblock1"),
     "efficientnet_b0": ("features", "features.5", "features.3", "features.2"),
+    # the default model's networks (their CAM layers: the last block and the ones before it)
+    "cxr_resnet_small": ("layer3", "layer2", "layer1", "stem"),
+    "cxr_resnet_small4": ("layer4", "layer3", "layer2", "layer1"),
 }
 
 
 #: the first convolution (integrated gradients there are close to the input's)
-FIRST = {"resnet18": "conv1", "densenet121": "features.conv0", "efficientnet_b0": "features.0"}
+FIRST = {"resnet18": "conv1", "densenet121": "features.conv0", "efficientnet_b0": "features.0",
+         "cxr_resnet_small": "stem.0", "cxr_resnet_small4": "stem.0"}  # fmt: skip
 
 
 def candidates(arch: str) -> list[tuple[str, str | None, str]]:

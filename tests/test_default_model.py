@@ -126,11 +126,10 @@ def test_it_classifies_real_paediatric_films(home):
     for path, truth in files:
         pred = predictor.predict_one(read_image(path))
         correct += pred.top_label == truth
-    # Measured 11/16 with the shipped model (7/8 PNEUMONIA, 4/8 NORMAL; the model before input
-    # equalisation got 9/16 with 1/8 NORMAL). Its specificity on these full-size NORMAL2 films is
-    # still below the internal test's 0.96. The brief asked for >= 12/16; this guards against a
-    # regression below the shipped figure, it does not claim the target.
-    assert correct >= 11, f"{correct}/16 correct"
+    # Measured 15/16 with the shipped cxr_resnet_small4 model (8/8 NORMAL, 7/8 PNEUMONIA); the
+    # three-stage model before it got 11/16 (4/8 NORMAL). The brief asks for >= 12/16; 16 films
+    # cannot measure more than that (one film is 6 points), so the bar is the brief's, not 15.
+    assert correct >= 12, f"{correct}/16 correct"
 
 
 def test_cli_uses_the_default_model_when_none_is_named(home, capsys):
