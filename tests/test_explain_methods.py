@@ -138,6 +138,37 @@ def test_benchmarked_architectures_name_an_evidence_based_default_that_exists() 
             assert getattr(explainer, "layer_path", layer) == layer or layer is None
 
 
+def test_occlusion_and_deletion_take_the_architecture_s_benchmarked_fill() -> None:
+    """The patch fill is chosen per architecture like a CAM layer (a black square on the mediastinum
+    misleads the standard networks, a grey one in the lung misleads the compact CNN): "occlusion"
+    and "default" use the registry's fill, an explicit one wins, an architecture without one gets
+    black; the deletion score fills the removed pixels the same way."""
+    from ml.explain.faithfulness import _fill
+    from ml.explain.occlusion import BASELINES
+    from ml.models.registry import architectures
+
+    named = {a: get_spec(a).explain_fill for a in architectures() if get_spec(a).explain_fill}
+    assert {"resnet18", "densenet121", "efficientnet_b0"} <= set(named), named
+    for arch, fill in named.items():
+        assert fill in BASELINES, arch
+        m = manifest(architecture=arch, input_size=32)
+        net = build_model(arch, 2, 1).eval()
+        with make_explainer("occlusion", net, m) as occ:
+            assert occ.baseline == fill, arch
+        with make_explainer("occlusion", net, m, baseline="black") as occ:
+            assert occ.baseline == "black"
+    plain = next(a for a in ("mobilenet_v3_large", "resnet50", "resnet34") if a in architectures())
+    assert not get_spec(plain).explain_fill
+    with make_explainer("occlusion", build_model(plain, 2, 1), manifest(architecture=plain)) as occ:
+        assert occ.baseline == "black"
+    m = manifest()  # cxr_resnet_small
+    x = torch.linspace(-1, 1, 64 * 64).view(1, 1, 64, 64)
+    black = _fill(x, m, None, (0, 0, 64, 64))
+    assert torch.allclose(black, torch.full_like(black, -1.0))  # unit normalisation: black is -1
+    mean = _fill(x, manifest(architecture="resnet18"), "mean", (0, 0, 64, 64))
+    assert abs(float(mean.mean())) < 1e-6
+
+
 # --------------------------------------------------------------------------- faithfulness
 
 
