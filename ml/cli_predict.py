@@ -31,6 +31,10 @@ def _register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--occlusion-mode", default="full", choices=["full", "coarse-to-fine"],
                    help="occlusion grid: every window position (full), or a coarse grid first and the fine "
                         "grid only where the coarse map is in its top 25%% (coarse-to-fine: fewer passes)")
+    p.add_argument("--occlusion-window", type=int, metavar="PX",
+                   help="occlusion patch size on the model input (default: 32 px at 224, scaled)")
+    p.add_argument("--occlusion-stride", type=int, metavar="PX",
+                   help="step between occlusion patches (default: half the default window)")
     p.add_argument("--occlusion-fill", choices=["mean", "blur", "black"],
                    help="what fills the occlusion patch (default: the architecture's benchmarked fill, else black)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -72,6 +76,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if resolved == "occlusion":
             options["mode"] = args.occlusion_mode
             options["baseline"] = args.occlusion_fill
+            options["window"], options["stride"] = args.occlusion_window, args.occlusion_stride
             if predictor.fast_forward is not None:
                 options["forward"] = predictor.fast_forward  # forward-only: the fast back-end
         explainer = make_explainer(args.explain, predictor.model, predictor.manifest, predictor.device, **options)

@@ -312,3 +312,11 @@ def test_cxr_predict_takes_a_method_a_layer_and_prints_the_faithfulness(
     assert cxr(["predict", str(tmp_path / "images"), "--model", str(path), "--explain", "gradcam",
                 "--explain-layer", "layer7", "--explain-dir", str(heat)]) == 2  # fmt: skip
     assert "no layer 'layer7'" in capsys.readouterr().err
+    # occlusion's window, stride and fill from the command line; a stride above the window is refused
+    occ = ["predict", str(tmp_path / "images"), "--model", str(path), "--explain", "occlusion",
+           "--occlusion-fill", "mean", "--explain-dir", str(heat)]  # fmt: skip
+    assert cxr([*occ, "--occlusion-window", "12", "--occlusion-stride", "6"]) == 0
+    assert len(list(heat.glob("*.occlusion.npy"))) == 2
+    capsys.readouterr()
+    assert cxr([*occ, "--occlusion-window", "6", "--occlusion-stride", "12"]) == 2
+    assert "stride no larger than the window" in capsys.readouterr().err

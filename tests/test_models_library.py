@@ -162,6 +162,7 @@ def test_catalogue_lists_the_issue_weights_with_official_urls():
         "xrv_densenet121",
         "xrv_resnet50",
         "cxr_resnet_small",
+        "cxr_resnet_small4",
     }
     for arch in torchvision_archs:
         entry = entries[f"{arch}-imagenet"]

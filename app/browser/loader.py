@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
+from shiboken6 import isValid
 
 from app.workers import Job, make_pool
 from ml.imaging.guarded import GuardedReader
@@ -97,18 +98,22 @@ class ImageLoader(QObject):
     def load_header(self, path: str) -> None:
         """Read only the DICOM header (for non-image objects and files that fail to decode)."""
         job = Job(lambda _p, _c: read_dataset(path, stop_before_pixels=True), "reading the header", self.pool)
-        job.signals.finished.connect(lambda ds: self.headerLoaded.emit(path, ds) if self._path == path else None)
+        job.signals.finished.connect(
+            lambda ds: self.headerLoaded.emit(path, ds) if isValid(self) and self._path == path else None
+        )
         job.start(priority=1)
 
+    # the jobs' signals reach these through lambdas, which Qt does not disconnect when the loader
+    # (a child of a closed window) is deleted: a late result is dropped, not emitted on a dead object
     def _finished(self, job: Job, path: str, image: object) -> None:
-        if job is self._job and not job.cancelled:
+        if isValid(self) and job is self._job and not job.cancelled:
             self.loaded.emit(path, image)
 
     def _failed(self, job: Job, path: str, message: str) -> None:
-        if job is self._job:
+        if isValid(self) and job is self._job:
             self.failed.emit(path, message)
             self.load_header(path)
 
     def _done(self, job: Job) -> None:
-        if job is self._job:
+        if isValid(self) and job is self._job:
             self._job = None

@@ -38,6 +38,7 @@ import torchvision
 from torch import Tensor, nn
 
 from ml.errors import ModelFileError
+from ml.models.heatmap_defaults import HEATMAP_DEFAULTS
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -197,52 +198,19 @@ def register(spec: ArchitectureSpec) -> None:
     _ARCHS[spec.name] = spec
 
 
-#: default heatmap per architecture, chosen on build_scripts/bench_heatmaps.py (phantoms, 96 px,
-#: models trained from scratch, 20 held-out lesion phantoms per seed; pointing game = the map's
-#: maximum in the lesion box grown by 4 px; mean [min, max] over seeds; README "Heatmaps")
-_HEATMAP: dict[str, dict[str, str]] = {
-    "resnet18": dict(
-        explain_method="occlusion", explain_layer="", explain_fill="blur",
-        explain_evidence="pointing game 0.97 [0.95, 1.00] over 2 seeds (occlusion, blurred fill; mean fill "
-        "0.93, black 0.57); best CAM: Grad-CAM on layer2 0.47 [0.00, 0.95]; baseline Grad-CAM on layer4 0.08",
-    ),
-    "densenet121": dict(
-        explain_method="occlusion", explain_layer="", explain_fill="mean",
-        explain_evidence="pointing game 0.95 [0.90, 1.00] over 2 seeds (occlusion, mean fill; blurred 0.93, "
-        "black 0.15); best CAM: Grad-CAM on denseblock2 0.43 [0.30, 0.55]; baseline Grad-CAM on final_relu 0.08",
-    ),
-    "efficientnet_b0": dict(
-        explain_method="occlusion", explain_layer="", explain_fill="blur",
-        explain_evidence="pointing game 0.85 [0.75, 0.95] over 2 seeds (occlusion, blurred fill; mean 0.82, "
-        "black 0.10); best gradient map: integrated gradients at features.0 0.80 [0.60, 1.00]; baseline "
-        "Grad-CAM on the last block 0.00 (trained with the benchmark's EfficientNet recipe)",
-    ),
-    # the default model's networks: a grey (mean or blurred) patch in a dark lung is itself a lesion
-    # to them (pointing game 0.00 with the mean fill), so their occlusion fill is black
-    "cxr_resnet_small": dict(
-        explain_method="gradcam", explain_layer="layer3", explain_fill="black",
-        explain_evidence="pointing game 0.97 [0.95, 1.00] over 2 seeds (Grad-CAM on layer3, the last block); "
-        "occlusion: black fill 0.90, mean 0.00, blurred 0.00",
-    ),
-    "cxr_resnet_small4": dict(
-        explain_method="occlusion", explain_layer="", explain_fill="black",
-        explain_evidence="pointing game 0.97 [0.95, 1.00] over 2 seeds (occlusion, black fill; mean 0.00, "
-        "blurred 0.15); Grad-CAM on layer3 0.93 [0.90, 0.95]; baseline Grad-CAM on layer4 0.28",
-    ),
-}  # fmt: skip
 
 tvm = torchvision.models
 for _s in [
     _spec("densenet121", _densenet121, "final_relu", "classifier", "classifier", "features.conv0",
-          description="torchvision DenseNet-121", **_HEATMAP["densenet121"]),
+          description="torchvision DenseNet-121", **HEATMAP_DEFAULTS["densenet121"]),
     _spec("resnet18", _tv(tvm.resnet18, "conv1"), "layer4", "fc", "fc", "conv1",
-          description="torchvision ResNet-18", **_HEATMAP["resnet18"]),
+          description="torchvision ResNet-18", **HEATMAP_DEFAULTS["resnet18"]),
     _spec("resnet50", _tv(tvm.resnet50, "conv1"), "layer4", "fc", "fc", "conv1",
           description="torchvision ResNet-50"),
     *[
         _spec(f"efficientnet_b{i}", _tv(getattr(tvm, f"efficientnet_b{i}"), "features.0.0"), "features",
               "classifier", "classifier.1", "features.0.0", default_input_size=size,
-              description=f"torchvision EfficientNet-B{i}", **(_HEATMAP["efficientnet_b0"] if i == 0 else {}))
+              description=f"torchvision EfficientNet-B{i}", **(HEATMAP_DEFAULTS["efficientnet_b0"] if i == 0 else {}))
         for i, size in enumerate((224, 240, 288, 300, 380))
     ],
     _spec("mobilenet_v3_large", _tv(tvm.mobilenet_v3_large, "features.0.0"), "features", "classifier",
@@ -256,12 +224,12 @@ for _s in [
           description="TorchXRayVision ResNet-50 res512-all (torchvision layout, 1 channel, 512 px, 18 outputs)"),
     _spec("cxr_resnet_small", lambda n, c: CxrResNetSmall(n, c), "layer3", "fc", "fc", "stem.0",
           default_input_size=128, default_channels=1, default_normalisation="unit",
-          description="Compact residual CNN for training from scratch on a CPU", **_HEATMAP["cxr_resnet_small"]),
-    # Grad-CAM's layer: layer3 (stride 8), not the last block: on the phantoms 0.93 vs 0.28 (_HEATMAP)
+          description="Compact residual CNN for training from scratch on a CPU", **HEATMAP_DEFAULTS["cxr_resnet_small"]),
+    # Grad-CAM's layer: layer3 (stride 8), not the last block: on the phantoms 0.93 vs 0.28 (heatmap_defaults.py)
     _spec("cxr_resnet_small4", lambda n, c: CxrResNetSmall(n, c, widths=(16, 32, 64, 128)), "layer3", "fc", "fc",
           "stem.0", default_input_size=128, default_channels=1, default_normalisation="unit",
           description="Compact residual CNN with a fourth stage (0.3 M parameters, output stride 16)",
-          **_HEATMAP["cxr_resnet_small4"]),
+          **HEATMAP_DEFAULTS["cxr_resnet_small4"]),
 ]:  # fmt: skip
     register(_s)
 
