@@ -2,8 +2,8 @@
 
 Deletion score (Petsiuk et al.'s deletion metric at one point of the curve, as in ROAD/
 pytorch-grad-cam's "remove and debias" family): the top ``fraction`` (default 10%) of the map's
-pixels are replaced in the network input (by the architecture's occlusion fill), and the drop of the target's probability is
-reported, next to the mean drop for the *same-shaped* region moved to random places (a circular
+pixels are replaced in the network input (by the architecture's occlusion fill), and the drop of
+the target's probability is reported, next to the mean drop for the *same-shaped* region moved to random places (a circular
 shift within the image content). A faithful map drops the probability much more than a random
 region of the same size::
 
@@ -13,10 +13,10 @@ region of the same size::
 The removed pixels get the same fill as occlusion on this architecture (``fill=None``: the
 registry's benchmarked ``explain_fill``, else black: "no attenuation", the value a black pixel has
 after the model's normalisation; ``"mean"``: the mean of the image content; ``"blur"``: a Gaussian
-blur of the input, sigma = input size / 14, occlusion's at its default window), so the two
-perturbation measures ask the model the same question. The map is brought onto the input grid through the input derivation's geometry
-(padding is never deleted); probabilities are the model's raw softmax (multi-class) or sigmoid
-(multi-label) outputs for the target label.
+blur of the input, sigma half occlusion's default window), so the two perturbation measures ask
+the model the same question. The map is brought onto the input grid through the input
+derivation's geometry (padding is never deleted); probabilities are the model's raw softmax
+(multi-class) or sigmoid (multi-label) outputs for the target label.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ml.errors import CxrError
 from ml.explain.base import Heatmap
 from ml.imaging.image import XRayImage
 from ml.inference.device import choose_device
-from ml.inference.preprocess import InputGeometry, normalise, prepare
+from ml.inference.preprocess import InputGeometry, prepare
 
 
 @dataclass(frozen=True)
@@ -103,23 +103,14 @@ def _probability(model: nn.Module, x: torch.Tensor, target: int, task: str) -> t
 
 
 def _fill(x: torch.Tensor, manifest: Any, fill: str | None, content: tuple[int, int, int, int]) -> torch.Tensor:
-    """What replaces the deleted pixels (broadcastable to ``x``), as occlusion fills its patch."""
+    """What replaces the deleted pixels (broadcastable to ``x``): occlusion's fill at its default window."""
+    from ml.explain.occlusion import default_window, patch_fill
+
     if fill is None:
         from ml.explain import occlusion_fill
 
         fill = occlusion_fill(getattr(manifest, "architecture", "")) or "black"
-    r0, c0, h, w = content
-    if fill == "mean":
-        return x[:, :, r0 : r0 + h, c0 : c0 + w].mean(dim=(2, 3), keepdim=True)
-    if fill == "blur":
-        from torchvision.transforms.functional import gaussian_blur
-
-        sigma = max(0.5, x.shape[-1] / 14.0)
-        kernel = min(2 * int(np.ceil(3 * sigma)) + 1, 2 * (min(x.shape[2:]) // 2) - 1)
-        return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
-    if fill == "black":
-        return torch.from_numpy(normalise(np.zeros((x.shape[1], 1, 1), np.float32), manifest)).to(x)
-    raise CxrError(f"Unknown deletion fill '{fill}': use mean, blur or black.")
+    return patch_fill(x, manifest, fill, default_window(x.shape[-1]), content)
 
 
 def deletion_score(

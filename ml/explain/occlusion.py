@@ -72,6 +72,36 @@ from ml.progress import CancelToken, ProgressCallback, check, report
 BASELINES = ("mean", "blur", "black")
 
 
+def patch_fill(
+    x: torch.Tensor, manifest: Any, fill: float | str, window: int, content: tuple[int, int, int, int] | None = None
+) -> torch.Tensor:
+    """What replaces occluded (or deleted) pixels of the normalised input ``x`` (1, C, H, W),
+    broadcastable to it: ``"black"``, ``"mean"`` (over ``content`` = (row, col, rows, cols), else
+    the whole input), ``"blur"`` (Gaussian, sigma half the ``window``) or a number. Occlusion and
+    the deletion score (:mod:`ml.explain.faithfulness`) both fill through here."""
+    channels = x.shape[1]
+    if fill == "black":
+        zero = np.zeros((channels, 1, 1), np.float32)
+        return torch.from_numpy(normalise(zero, manifest)).to(x).view(1, channels, 1, 1)
+    if fill == "mean":
+        r0, c0, h, w = content if content is not None else (0, 0, x.shape[2], x.shape[3])
+        return x[:, :, r0 : r0 + h, c0 : c0 + w].mean(dim=(2, 3), keepdim=True)
+    if fill == "blur":
+        from torchvision.transforms.functional import gaussian_blur
+
+        sigma = max(0.5, window / 2.0)
+        kernel = min(2 * int(math.ceil(3 * sigma)) + 1, 2 * (min(x.shape[2:]) // 2) - 1)
+        return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
+    if isinstance(fill, (int, float)):
+        return torch.full((1, channels, 1, 1), float(fill), dtype=x.dtype, device=x.device)
+    raise CxrError(f"Unknown fill '{fill}': use {', '.join(BASELINES)} or a number.")
+
+
+def default_window(input_size: int) -> int:
+    """The default occlusion window: 32 px at a 224 px input, scaled with the input size."""
+    return max(1, round(32 * int(input_size) / 224))
+
+
 def log_probs(logits: torch.Tensor) -> torch.Tensor:
     """Log-softmax in float64 as ``-log1p(sum_{j != k} exp(z_j - z_k))`` for every class ``k``:
     exact for a confident model, where float32 ``log_softmax`` returns 0 (see the module docstring)."""
@@ -125,7 +155,7 @@ class OcclusionExplainer(Explainer):
     ) -> None:
         super().__init__(model, manifest, device)
         size = int(manifest.input_size)
-        self.window = int(window or max(1, round(32 * size / 224)))
+        self.window = int(window or default_window(size))
         self.stride = int(stride or max(1, round(16 * size / 224)))
         if self.window < 1 or self.stride < 1 or self.stride > self.window:
             raise CxrError(
@@ -155,21 +185,7 @@ class OcclusionExplainer(Explainer):
 
     def _baseline_values(self, x: torch.Tensor) -> torch.Tensor:
         """What goes under the patch, per pixel (1, C, H, W), in the model's normalised input space."""
-        channels = x.shape[1]
-        if self.baseline == "black":
-            zero = np.zeros((channels, 1, 1), np.float32)
-            fill = torch.from_numpy(normalise(zero, self.manifest)).to(x).view(1, channels, 1, 1)
-        elif self.baseline == "mean":
-            fill = x.mean(dim=(2, 3), keepdim=True)
-        elif self.baseline == "blur":
-            from torchvision.transforms.functional import gaussian_blur
-
-            sigma = max(0.5, self.window / 2.0)
-            kernel = min(2 * int(math.ceil(3 * sigma)) + 1, 2 * (min(x.shape[2:]) // 2) - 1)
-            return gaussian_blur(x, [kernel, kernel], [sigma, sigma]).contiguous()
-        else:
-            fill = torch.full((1, channels, 1, 1), float(self.baseline), dtype=x.dtype, device=x.device)
-        return fill.expand_as(x).contiguous()
+        return patch_fill(x, self.manifest, self.baseline, self.window).expand_as(x).contiguous()
 
     def _setup(self) -> None:
         self._captum = True  # Occlusion objects are made per strip (they wrap a strip-specific forward)
@@ -384,4 +400,4 @@ def coarse_to_fine(
 
 MODES = ("full", "coarse-to-fine")
 
-__all__ = ["BASELINES", "MODES", "OcclusionExplainer", "log_probs", "chunk_rows", "coarse_to_fine", "coverage", "positions", "refine_windows"]
+__all__ = ["BASELINES", "MODES", "OcclusionExplainer", "default_window", "log_probs", "patch_fill", "chunk_rows", "coarse_to_fine", "coverage", "positions", "refine_windows"]
