@@ -104,7 +104,7 @@ def _probability(model: nn.Module, x: torch.Tensor, target: int, task: str) -> t
 
 def _fill(x: torch.Tensor, manifest: Any, fill: str | None, content: tuple[int, int, int, int]) -> torch.Tensor:
     """What replaces the deleted pixels (broadcastable to ``x``): occlusion's fill at its default window."""
-    from ml.explain.occlusion import default_window, patch_fill
+    from ml.explain.perturb import default_window, patch_fill
 
     if fill is None:
         from ml.explain import occlusion_fill
