@@ -67,18 +67,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     explainer = None
     on_file = None
     if args.explain and (explain_dir is not None or args.explain_faithfulness):
-        from ml.explain import METHOD_LABELS, default_explanation, make_explainer
+        from ml.explain import METHOD_LABELS, make_explainer
 
         if explain_dir is not None:
             explain_dir.mkdir(parents=True, exist_ok=True)
         options = {"layer": args.explain_layer} if args.explain_layer else {}
-        resolved = default_explanation(predictor.manifest.architecture)[0] if args.explain == "default" else args.explain
-        if resolved == "occlusion":
-            options["mode"] = args.occlusion_mode
-            options["baseline"] = args.occlusion_fill
-            options["window"], options["stride"] = args.occlusion_window, args.occlusion_stride
-            if predictor.fast_forward is not None:
-                options["forward"] = predictor.fast_forward  # forward-only: the fast back-end
+        # occlusion's settings and the fast forward-only back-end; make_explainer drops them for the
+        # other methods (after "default" has resolved to one)
+        options.update(mode=args.occlusion_mode, baseline=args.occlusion_fill, window=args.occlusion_window,
+                       stride=args.occlusion_stride, forward=predictor.fast_forward)  # fmt: skip
         explainer = make_explainer(args.explain, predictor.model, predictor.manifest, predictor.device, **options)
         explainer.open()
         layer = getattr(explainer, "layer_path", "") or ""

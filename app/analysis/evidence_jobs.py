@@ -54,7 +54,7 @@ def explain(
 
     def run(progress: Progress, cancel: CancelToken) -> Explained:
         ensure_torch("captum.attr")  # captum's first import, serialised like torch's
-        from ml.explain import default_explanation, make_explainer
+        from ml.explain import make_explainer
 
         predictor = loaded.predictor
         prediction = None
@@ -62,9 +62,8 @@ def explain(
             prediction = predictor.predict([(image, frame)], cancel=cancel)[0]
         on_partial = getattr(progress, "partial", None)
         fast = {}
-        resolved = default_explanation(loaded.manifest.architecture)[0] if method == "default" else method
-        if resolved == "occlusion" and getattr(predictor, "fast_forward", None) is not None:
-            fast = {"forward": predictor.fast_forward}  # forward-only: the fast back-end
+        if getattr(predictor, "fast_forward", None) is not None:
+            fast = {"forward": predictor.fast_forward}  # forward-only: the fast back-end (occlusion only)
         with make_explainer(method, predictor.model, loaded.manifest, predictor.device, **options, **fast) as ex:
             heatmap = ex.explain(image, frame, target, progress=progress, cancel=cancel, on_partial=on_partial)
             layer = str(getattr(ex, "layer_path", "") or "")

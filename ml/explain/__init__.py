@@ -57,6 +57,8 @@ METHOD_LABELS: dict[str, str] = {
     "layerig": "Integrated gradients",
     "occlusion": "Occlusion",
 }
+#: options only occlusion takes; callers may pass them whatever the method ("default" resolves late)
+OCCLUSION_OPTIONS = ("window", "stride", "baseline", "mode", "forward")
 #: methods that take a ``layer`` option
 LAYER_METHODS = ("gradcam", "hirescam", "gradcampp", "layercam", "layerig")
 
@@ -108,6 +110,9 @@ def make_explainer(method: str, model: Any, manifest: Any, device: Any = "cpu", 
 
         raise CxrError(f"The {METHOD_LABELS[method]} method has no layer to choose; leave the layer empty.")
     options.pop("layer", None) if method not in LAYER_METHODS else None
+    if method != "occlusion":  # occlusion's own settings (and its fast forward) mean nothing to the others
+        for key in OCCLUSION_OPTIONS:
+            options.pop(key, None)
     return cls(model, manifest, device, **options)
 
 

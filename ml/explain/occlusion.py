@@ -156,7 +156,7 @@ class OcclusionExplainer(Explainer):
         progress: ProgressCallback | None,
         cancel: CancelToken | None,
     ) -> np.ndarray:
-        model = self._require_open()
+        self._require_open()
         if self.mode == "coarse-to-fine":
             raw, self.refined, self.passes = coarse_to_fine(self, x, target, emit, progress, cancel)
             self.last_raw = raw
@@ -171,12 +171,7 @@ class OcclusionExplainer(Explainer):
         sums = np.zeros((height, width), np.float64)
         counts = np.zeros((height, width), np.float64)
         fill = self._baseline_values(x)
-        multiclass = getattr(self.manifest, "task", "multiclass") == "multiclass"
-
-        def score(batch: torch.Tensor) -> torch.Tensor:
-            out = self.forward(batch) if self.forward is not None else model(batch)
-            return log_probs(out) if multiclass else out.double()
-
+        score = self.score_fn()
         with torch.no_grad():
             full_out = score(x)
         done = 0
