@@ -108,7 +108,11 @@ def _launch(cmd: list[str], title: str, env: dict[str, str], timeout: float) -> 
             proc.wait(timeout=min(timeout, 30.0))
         except subprocess.TimeoutExpired:
             return shown, float("nan")  # Ctrl+Q did not quit it
-        return shown, time.perf_counter() - t1
+        quit_s = time.perf_counter() - t1
+        if proc.returncode != 0:
+            tail = (Path(env["CXR_STUDIO_HOME"]) / "launch.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{cmd} exited with {proc.returncode} after Ctrl+Q:\n{tail}")
+        return shown, quit_s
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -2,7 +2,8 @@
 
 On a 1,000-image subset of ``../shared/data/datasets/kermany-train`` (NORMAL/PNEUMONIA in the
 set's proportions, chosen by a seeded shuffle) at 224 px, batch 32, AdamW lr 1e-3, the registry's
-``cxr_resnet_small`` (1 channel), the same torch thread count for every run:
+``cxr_resnet_small`` (1 channel; ``--arch resnet18`` for the issue-13 row), the same torch thread count
+for every run:
 
 * ``reference``: ``torchvision.datasets.ImageFolder`` (PIL decode + grey + ToTensor + normalise
   every epoch), ``DataLoader(shuffle=True, num_workers=0)``, the textbook loop;
@@ -50,13 +51,13 @@ import json, sys, time, torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 from ml.models.registry import build_model
-folder, size, batch, epochs, lr = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+folder, size, batch, epochs, lr, arch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
 torch.manual_seed(0)
 tf = transforms.Compose([transforms.Grayscale(1), transforms.Resize((size, size)), transforms.ToTensor(),
                          transforms.Normalize([0.5], [0.5])])
 ds = datasets.ImageFolder(folder, tf)
 loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=0)
-model = build_model("cxr_resnet_small", len(ds.classes), 1)
+model = build_model(arch, len(ds.classes), 1)
 opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
 crit = torch.nn.CrossEntropyLoss()
 out = []
@@ -76,7 +77,7 @@ from ml.imaging.read import read_image
 from ml.inference.preprocess import prepare
 from ml.models.bundle import load_model
 from ml.models.registry import build_model
-folder, manifest_from, batch, epochs, lr = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+folder, manifest_from, batch, epochs, lr, arch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
 _, manifest = load_model(manifest_from)  # the cxr run's own preprocessing (size, window, normalisation)
 files = sorted((p, i) for i, c in enumerate(("NORMAL", "PNEUMONIA")) for p in (Path(folder) / c).iterdir())
 class Decoding(Dataset):
@@ -86,7 +87,7 @@ class Decoding(Dataset):
         return torch.from_numpy(prepare(read_image(path), 0, manifest)[0]), y
 torch.manual_seed(0)
 loader = DataLoader(Decoding(), batch_size=batch, shuffle=True, num_workers=0)
-model = build_model("cxr_resnet_small", 2, 1)
+model = build_model(arch, 2, 1)
 opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
 crit = torch.nn.CrossEntropyLoss()
 out = []
@@ -154,15 +155,16 @@ def _python(code: str, *args: str) -> str:
                           cwd=ROOT, env=env).stdout  # fmt: skip
 
 
-def cxr_train(folder: Path, out: Path, size: int, epochs: int, extras: bool, **over: object) -> dict:
+def cxr_train(folder: Path, out: Path, size: int, epochs: int, extras: bool, arch: str = "cxr_resnet_small",
+              **over: object) -> dict:
     cfg: dict = {
         "data": {"path": str(folder), "preset": "folder", "labels": ["NORMAL", "PNEUMONIA"]},
         "split": {"ratios": [0.9, 0.05, 0.05], "patient_id": "none"},
         "augment": {"enabled": extras},
-        "arch": "cxr_resnet_small", "image_size": size, "batch_size": 32, "epochs": epochs,
+        "arch": arch, "image_size": size, "batch_size": 32, "epochs": epochs,
         "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "scheduler": "none",
         "precise_bn_batches": 20 if extras else 0, "early_stopping": False, "bootstrap": 0, "seed": 0,
-        "workers": 0,
+        "workers": 0, "channels": 1,  # grey, as the reference loop (ResNet-18 defaults to 3 channels)
     }  # fmt: skip
     cfg.update(over)
     cfg_path = out.with_suffix(".json")
@@ -188,15 +190,15 @@ def cxr_train(folder: Path, out: Path, size: int, epochs: int, extras: bool, **o
 
 
 def _loop(folder: Path, tmp: Path, a: argparse.Namespace, counts: dict) -> dict:
-    ref = json.loads(_python(REFERENCE, str(folder), str(a.size), "32", str(a.epochs), "1e-3"))
-    bare = cxr_train(folder, tmp / "bare", a.size, a.epochs, extras=False)
-    full = cxr_train(folder, tmp / "default", a.size, a.epochs, extras=True)
+    ref = json.loads(_python(REFERENCE, str(folder), str(a.size), "32", str(a.epochs), "1e-3", a.arch))
+    bare = cxr_train(folder, tmp / "bare", a.size, a.epochs, extras=False, arch=a.arch)
+    full = cxr_train(folder, tmp / "default", a.size, a.epochs, extras=True, arch=a.arch)
     last = lambda r: r["epochs"][-1]["images_per_s"]  # noqa: E731 - steady state: the last epoch
     res = {"threads": ref["threads"], "reference_images_per_s": [round(x, 1) for x in ref["images_per_s"]],
            "cxr_bare": bare, "cxr_default": full,
            "speedup_bare_vs_reference": round(last(bare) / ref["images_per_s"][-1], 2),
            "speedup_default_vs_reference": round(last(full) / ref["images_per_s"][-1], 2)}  # fmt: skip
-    print(f"{sum(counts.values())} images at {a.size} px, batch 32, AdamW, {ref['threads']} thread(s)")
+    print(f"{a.arch}, {sum(counts.values())} images at {a.size} px, batch 32, AdamW, {ref['threads']} thread(s)")
     print(f"{'loop':<34} {'train img/s (last epoch)':>24} {'extras s/epoch':>15} {'cache s':>8}")
     print(f"{'torchvision reference (ImageFolder)':<34} {ref['images_per_s'][-1]:>24.1f} {'-':>15} {'-':>8}")
     for name, r in (("cxr train, bare", bare), ("cxr train, default extras", full)):
@@ -210,9 +212,9 @@ def _cache(folder: Path, tmp: Path, a: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     n = j2k_copy(folder, tmp / "j2k")
     made = time.perf_counter() - t0
-    cached = cxr_train(tmp / "j2k", tmp / "j2k_run", a.size, a.epochs, extras=False)
+    cached = cxr_train(tmp / "j2k", tmp / "j2k_run", a.size, a.epochs, extras=False, arch=a.arch)
     decoding = json.loads(_python(DECODE_EVERY_EPOCH, str(tmp / "j2k"), str(tmp / "j2k_run" / "model.safetensors"),
-                                  "32", str(a.epochs), "1e-3"))  # fmt: skip
+                                  "32", str(a.epochs), "1e-3", a.arch))  # fmt: skip
     # training-loop images/s on both sides (the cxr run trains on its 90% split, the loop on all)
     cached_ips = cached["epochs"][-1]["images_per_s"]
     decoding_ips = decoding["images"] / decoding["epoch_s"][-1]
@@ -243,13 +245,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=1000)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--size", type=int, default=224)
+    p.add_argument("--arch", default="cxr_resnet_small",
+                   help="registry architecture for the loop and cache parts (1 input channel; e.g. resnet18)")
     p.add_argument("--only", default="loop,cache,head", help="comma list of: loop, cache, head")
     p.add_argument("--json", help="also write the figures to FILE")
     a = p.parse_args(argv)
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} is missing (kermany-train)")
     parts = {x.strip() for x in a.only.split(",") if x.strip()}
-    res: dict = {"size": a.size, "epochs": a.epochs}
+    res: dict = {"arch": a.arch, "size": a.size, "epochs": a.epochs}
     with tempfile.TemporaryDirectory(prefix="bench_training_") as tmp:
         folder = Path(tmp) / "subset"
         res["images"] = counts = subset(a.images, 0, folder)

@@ -52,8 +52,9 @@ QT_DEBS = [
     "libxcb-render-util0", "libxcb-xinerama0", "libxcb-shape0", "libxcb-randr0", "libxcb-xfixes0",
 ]
 # dcmtk: dcmj2pnm, the independent reference renderer the display tests compare with, and storescu;
-# orthanc (+ its DICOMweb plugin): the real PACS of the pacs tests; dicom3tools: dciodvfy
-TEST_DEBS = ["dcmtk", "orthanc", "orthanc-dicomweb", "dicom3tools"]
+# orthanc (+ its DICOMweb plugin): the real PACS of the pacs tests; dicom3tools: dciodvfy; Xvfb and
+# xdotool (x11-utils: xdpyinfo): the real-X launch test and bench_startup.py
+TEST_DEBS = ["dcmtk", "orthanc", "orthanc-dicomweb", "dicom3tools", "xvfb", "xdotool", "x11-utils"]
 
 
 def log(msg: str) -> None:

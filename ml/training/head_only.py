@@ -19,6 +19,7 @@ from ml.training import build
 from ml.training.dataset import ResumableSampler, XrayDataset
 from ml.training.events import CacheProgress
 from ml.training.rundata import Loaders, loader_for
+from ml.training.loop import to_device
 from ml.training.rundir import RunEnv
 
 
@@ -47,7 +48,7 @@ def extract_features(
     try:
         model.eval()
         for x, _, idx in loader:
-            model(x.to(device))
+            model(to_device(x, device))
             order.append(torch.as_tensor(idx))
     finally:
         handle.remove()

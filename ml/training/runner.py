@@ -34,6 +34,7 @@ from ml.training.finish import finish
 from ml.training.fit import CHECKPOINT_FORMAT as CHECKPOINT_FORMAT  # re-exported
 from ml.training.fit import EpochCallback, Schedule, fit
 from ml.training.fit import monitor_of as monitor_of
+from ml.training.loop import memory_format
 from ml.training.rundata import RunData, make_loaders, prepare_data
 from ml.training.rundir import STOP_FILE as STOP_FILE
 from ml.training.rundir import RunEnv, new_run_dir, seed_everything
@@ -50,7 +51,7 @@ def train_and_finish(
     data: RunData = prepare_data(env, cache_dir)
     loaders = make_loaders(cfg, data, env.ctx)
     built, origin = build.build_model(cfg, data.manifest)
-    full = built.to(env.device)
+    full = built.to(env.device, memory_format=memory_format(env.device))  # channels-last: faster steps
     arch = data.manifest.architecture
     criterion = build.build_criterion(cfg, data.task, loaders.train_ds.targets, len(data.labels))  # type: ignore[attr-defined]
     criterion = criterion.to(env.device)
