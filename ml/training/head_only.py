@@ -18,8 +18,8 @@ from ml.models import registry
 from ml.training import build
 from ml.training.dataset import ResumableSampler, XrayDataset
 from ml.training.events import CacheProgress
-from ml.training.rundata import Loaders, loader_for
 from ml.training.loop import to_device
+from ml.training.rundata import Loaders, loader_for
 from ml.training.rundir import RunEnv
 
 
