@@ -264,6 +264,7 @@ def occlusion(size: int, ours_model, base_model, image, repeats: int = 2) -> Non
     from captum.attr import Occlusion
 
     from ml.explain import OcclusionExplainer
+    from ml.explain.occlusion import grid
     from ml.explain.perturb import patch_fill
     from ml.inference.predictor import Predictor
     from ml.inference.preprocess import prepare
@@ -277,12 +278,13 @@ def occlusion(size: int, ours_model, base_model, image, repeats: int = 2) -> Non
     target = 0
     fill = patch_fill(x, manifest, "black", win).expand_as(x)
     occluded = []
-    for r in range(0, size - win + 1, st):
-        for c in range(0, size - win + 1, st):
+    starts = grid(size, win, st)  # the explainer's (Captum's) window starts
+    for r in starts:
+        for c in starts:
             y = x.clone()
             y[:, :, r : r + win, c : c + win] = fill[:, :, r : r + win, c : c + win]
             occluded.append(y[0].numpy())
-    per_batch = (size - win) // st + 1  # the explainer's batch: one row of window positions
+    per_batch = len(starts)  # the explainer's batch: one row of window positions
     batches = [np.stack(occluded[k : k + per_batch]) for k in range(0, len(occluded), per_batch)]
 
     def captum() -> dict:
